@@ -1,0 +1,131 @@
+// Sink contract (ARCHITECTURE.md "Contracts"): staged loads only.
+//
+// Lifecycle, called by the runtime from one thread:
+//   inspect() -> render_ddl(changes) -> stage(artifact) -> check(gates) ->
+//   promote(staged, request) | abort(staged)
+// Rules:
+//   - stage() writes only to a staging object named after the run id; the target is
+//     untouched until promote().
+//   - promote() applies the evolution DDL, the strategy and the load receipt together,
+//     in one transaction where the system allows it, and says in its result whether it
+//     did (PromoteResult::atomic).
+//   - abort() removes the staging object; it must not throw.
+//   - stage() that throws has removed whatever staging it created (the runtime has no
+//     StagedLoad to abort in that case).
+//   - A sink never writes dpone state: it writes load receipts, which the runtime reads
+//     back with latest_receipt() to recover from a crash between promote and state commit.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/connector/artifact.hpp"
+#include "core/connector/connection.hpp"
+#include "core/connector/diagnostics.hpp"
+#include "core/connector/strategy.hpp"
+#include "core/evolution/schema_diff.hpp"
+#include "core/types.hpp"
+
+namespace dpone {
+
+struct SinkContext {
+  std::string stream;
+  std::string run_id;
+  nlohmann::json options;                // the stream's merged `sink:` map
+  const ResolvedConnection* connection;  // null when the sink names none
+  std::filesystem::path base_dir;
+  Diagnostics* diagnostics;
+  // Called by stage() after each batch it wrote: rows and bytes so far. The runtime
+  // uses it for progress and for the `during_stage` failpoint.
+  std::function<void(int64_t rows, int64_t bytes)> on_progress;
+};
+
+struct TargetInfo {
+  std::string name;             // e.g. "main.customers" or a file path
+  bool exists = false;
+  bool schemaless = false;      // no enforced schema (files): evolution does not apply
+  Schema schema;                // valid when exists and not schemaless
+  std::optional<int64_t> rows;  // row count, when cheap to know
+};
+
+struct StagedLoad {
+  std::string staging_name;
+  int64_t rows = 0;
+  int64_t bytes = 0;
+  nlohmann::json details;
+};
+
+struct GateSpec {
+  std::string name;              // e.g. "merge_key_not_null"
+  std::string type;              // not_null | unique (issue 4 adds the rest)
+  std::vector<std::string> columns;
+  std::string severity = "error";  // error | warn
+  nlohmann::json params;
+};
+
+struct GateResult {
+  std::string name;
+  std::string type;
+  std::string severity;
+  bool passed = false;
+  int64_t failing_rows = 0;
+  std::vector<std::string> samples;  // a few failing values
+  std::string sql;                   // what ran, where it ran as SQL
+  nlohmann::json to_json() const;
+};
+
+// Written by promote() in the same transaction as the data (where the sink has one).
+struct LoadReceipt {
+  std::string stream;
+  std::string run_id;
+  int64_t base_revision = 0;  // state revision the run started from
+  nlohmann::json window;
+  nlohmann::json new_position;
+  int64_t rows = 0;
+  std::string loaded_at;
+};
+
+struct PromoteRequest {
+  StrategySpec strategy;
+  std::vector<const SchemaChange*> changes;  // evolution to apply before the strategy
+  Schema source_schema;
+  LoadReceipt receipt;
+};
+
+struct PromoteResult {
+  int64_t inserted = 0;
+  int64_t updated = 0;
+  int64_t deleted = 0;
+  bool atomic = false;             // DDL + data + receipt committed together
+  std::vector<std::string> sql;    // statements executed, in order
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual TargetInfo inspect() = 0;
+  virtual std::vector<ArtifactSpec> accepts() const = 0;
+  // Dialect DDL for the changes (create table, add column, widen), for plans and promote.
+  virtual std::vector<std::string> render_ddl(const Schema& source_schema,
+                                              const std::vector<const SchemaChange*>& changes) = 0;
+  // The strategy's SQL steps (or file operations) as they would run, for plans.
+  virtual std::vector<std::string> describe_promotion(const StrategySpec& strategy,
+                                                      const Schema& source_schema) = 0;
+  // Removes staging objects left by earlier runs that died. Returns what was removed.
+  virtual std::vector<std::string> cleanup_abandoned() = 0;
+  virtual StagedLoad stage(Artifact artifact, const Schema& source_schema) = 0;
+  virtual std::vector<GateResult> check(const StagedLoad& staged,
+                                        const std::vector<GateSpec>& gates) = 0;
+  virtual PromoteResult promote(const StagedLoad& staged, const PromoteRequest& request) = 0;
+  virtual void abort(const StagedLoad& staged) noexcept = 0;
+  // The newest receipt for this stream, if the sink keeps receipts.
+  virtual std::optional<LoadReceipt> latest_receipt() = 0;
+};
+
+}  // namespace dpone

@@ -1,0 +1,50 @@
+// StateStore contract (ARCHITECTURE.md): per-stream positions with compare-and-set
+// revisions and a full history. Only the runtime commits, after promotion succeeded.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace dpone {
+
+struct StreamState {
+  std::string stream;
+  int64_t revision = 0;  // 0 = never committed
+  nlohmann::json position;
+  std::string run_id;
+  std::string updated_at;  // ISO 8601 UTC
+  nlohmann::json to_json() const;
+};
+
+struct StateHistoryEntry {
+  int64_t revision = 0;
+  nlohmann::json position;
+  std::string run_id;
+  std::string action;  // commit | recover | set | reset
+  std::string committed_at;
+  nlohmann::json to_json() const;
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+  virtual std::string describe() const = 0;  // e.g. "sqlite:.dpone/state.db"
+  virtual std::optional<StreamState> get(const std::string& stream) = 0;
+  // Compare-and-set: succeeds only if the stored revision equals expected_revision
+  // (0 for a stream never committed); throws Error(StateConflict) otherwise.
+  virtual StreamState commit(const std::string& stream, int64_t expected_revision,
+                             const nlohmann::json& position, const std::string& run_id,
+                             const std::string& action) = 0;
+  virtual std::vector<StreamState> list() = 0;
+  virtual std::vector<StateHistoryEntry> history(const std::string& stream) = 0;
+};
+
+// Opens (creating if needed) the embedded SQLite store at `path`.
+std::unique_ptr<StateStore> open_sqlite_state_store(const std::string& path);
+
+}  // namespace dpone
