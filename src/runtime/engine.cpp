@@ -1,0 +1,424 @@
+#include "runtime/engine.hpp"
+
+#include <fstream>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "core/connector/strategy.hpp"
+#include "core/errors.hpp"
+#include "core/evolution/schema_diff.hpp"
+#include "core/util/failpoint.hpp"
+#include "core/util/redactor.hpp"
+#include "core/util/time.hpp"
+#include "runtime/console.hpp"
+#include "runtime/negotiation.hpp"
+#include "runtime/project.hpp"
+#include "runtime/run_record.hpp"
+
+namespace dpone {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Times phases into record["phases"].
+class Phases {
+ public:
+  explicit Phases(json& record) : record_(record) { record_["phases"] = json::array(); }
+  void begin(const std::string& name) {
+    end();
+    name_ = name;
+    started_at_ = now_iso8601();
+    t0_ = monotonic_seconds();
+  }
+  void end(int64_t rows = -1, int64_t bytes = -1) {
+    if (name_.empty()) return;
+    json p{{"name", name_}, {"started_at", started_at_}, {"duration_s", monotonic_seconds() - t0_}};
+    if (rows >= 0) p["rows"] = rows;
+    if (bytes >= 0) p["bytes"] = bytes;
+    record_["phases"].push_back(p);
+    name_.clear();
+  }
+  const std::string& current() const { return name_; }
+  double elapsed() const { return monotonic_seconds() - t0_; }
+
+ private:
+  json& record_;
+  std::string name_, started_at_;
+  double t0_ = 0;
+};
+
+// Connections, source and sink of one stream. Declared so that source and sink are
+// destroyed before the connections they borrow.
+struct StreamParts {
+  Diagnostics diagnostics;
+  std::optional<ResolvedConnection> source_conn, sink_conn;
+  std::unique_ptr<Source> source;
+  std::unique_ptr<Sink> sink;
+};
+
+void make_parts(StreamParts& parts, const StreamSpec& stream, const Manifest& manifest,
+                const ConnectionResolver& connections, ModuleLoader& loader, const std::string& run_id,
+                std::function<void(int64_t, int64_t)> on_progress) {
+  const json& src = stream.config.at("source");
+  const json& snk = stream.config.at("sink");
+  if (src.contains("connection")) parts.source_conn = connections.resolve(src["connection"].get<std::string>());
+  if (snk.contains("connection")) parts.sink_conn = connections.resolve(snk["connection"].get<std::string>());
+  const std::string src_name = src.at("connector").get<std::string>();
+  const std::string snk_name = snk.at("connector").get<std::string>();
+  const auto& sf = loader.factory(src_name);
+  if (!sf.make_source)
+    throw Error(ErrorCode::ConfigBadValue, "connector '" + src_name + "' has no source");
+  const auto& kf = loader.factory(snk_name);
+  if (!kf.make_sink) throw Error(ErrorCode::ConfigBadValue, "connector '" + snk_name + "' has no sink");
+  parts.source = sf.make_source(SourceContext{stream.name, src, parts.source_conn ? &*parts.source_conn : nullptr,
+                                              manifest.base_dir, &parts.diagnostics});
+  parts.sink = kf.make_sink(SinkContext{stream.name, run_id, snk, parts.sink_conn ? &*parts.sink_conn : nullptr,
+                                        manifest.base_dir, &parts.diagnostics, std::move(on_progress)});
+}
+
+EvolutionPolicy policy_of(const json& config) {
+  auto se = config.value("schema_evolution", json::object());
+  auto p = parse_policy(se.value("policy", "widening"));
+  return p ? *p : EvolutionPolicy::Widening;
+}
+
+bool plan_only(const json& config) {
+  return config.value("schema_evolution", json::object()).value("apply", "auto") == "plan_only";
+}
+
+// Built-in gates (merge keys must be present and unique in staging) plus the
+// stream's declared quality gates. Every gate listed here runs.
+std::vector<GateSpec> gates_for(const StrategySpec& strategy, const json& config) {
+  std::vector<GateSpec> gates;
+  bool keyed = strategy.mode == StrategyMode::Merge ||
+               (strategy.mode == StrategyMode::Append && strategy.only_new_rows);
+  if (keyed) {
+    gates.push_back({"unique_key_not_null", "not_null", strategy.unique_key, "error", json::object()});
+    gates.push_back({"unique_key_unique", "unique", strategy.unique_key, "error", json::object()});
+  }
+  for (const auto& g : config.value("quality", json::array())) {
+    GateSpec s;
+    s.type = g.value("type", "");
+    s.name = g.value("name", s.type);
+    const auto& cols = g.value("columns", json::array());
+    if (cols.is_string()) s.columns.push_back(cols.get<std::string>());
+    else for (const auto& c : cols) s.columns.push_back(c.get<std::string>());
+    s.severity = g.value("severity", "error");
+    s.params = g;
+    gates.push_back(std::move(s));
+  }
+  return gates;
+}
+
+json schema_json(const Schema& s) {
+  json cols = json::array();
+  for (const auto& c : s.columns)
+    cols.push_back({{"name", c.name}, {"type", c.type.to_string()}, {"nullable", c.nullable}});
+  return {{"columns", cols}, {"primary_key", s.primary_key}};
+}
+
+json state_json(const std::optional<StreamState>& s) {
+  if (!s) return json{{"revision", 0}, {"position", nullptr}};
+  return s->to_json();
+}
+
+std::string unsafe_message(const std::string& stream, const SchemaDiff& diff, EvolutionPolicy policy) {
+  std::string msg = "stream " + stream + ": schema change not allowed under policy '" +
+                    to_string(policy) + "':";
+  for (const auto* c : diff.unsafe()) msg += "\n  - " + c->to_string();
+  return msg;
+}
+
+}  // namespace
+
+Engine::Engine(const Manifest& manifest, const ConnectionResolver& connections, ModuleLoader& loader,
+               EngineOptions options)
+    : manifest_(manifest), connections_(connections), loader_(loader), options_(options),
+      run_id_(new_run_id()) {}
+
+json Engine::run(const std::vector<const StreamSpec*>& streams) {
+  json record{{"run_id", run_id_},
+              {"kind", "run"},
+              {"dpone_version", DPONE_VERSION},
+              {"manifest", manifest_.file.string()},
+              {"started_at", now_iso8601()},
+              {"streams", json::array()}};
+  double t0 = monotonic_seconds();
+  bool all_ok = true;
+  for (const StreamSpec* s : streams) {
+    json sr = run_stream(*s);
+    all_ok = all_ok && sr["status"] != "failed";
+    record["streams"].push_back(std::move(sr));
+  }
+  record["finished_at"] = now_iso8601();
+  record["duration_s"] = monotonic_seconds() - t0;
+  record["status"] = all_ok ? "succeeded" : "failed";
+  write_run_record(runs_dir(manifest_.base_dir), record);
+  return record;
+}
+
+json Engine::run_stream(const StreamSpec& stream) {
+  json rec{{"stream", stream.name}, {"status", "running"}, {"started_at", now_iso8601()}};
+  Phases phases(rec);
+  Console& console = Console::get();
+  double stream_t0 = monotonic_seconds();
+  StreamParts parts;
+  std::optional<StagedLoad> staged;
+  bool first_batch = true;
+  const json& cfg = stream.config;
+  rec["source"] = {{"connector", cfg["source"].value("connector", "")},
+                   {"connection", cfg["source"].value("connection", "")}};
+  rec["sink"] = {{"connector", cfg["sink"].value("connector", "")},
+                 {"connection", cfg["sink"].value("connection", "")}};
+  rec["rows"] = {{"extracted", 0}, {"staged", 0}, {"inserted", 0}, {"updated", 0}, {"deleted", 0}};
+  try {
+    phases.begin("resolve");
+    StrategySpec strategy = StrategySpec::from_json(cfg["sink"].value("strategy", json::object()));
+    rec["strategy"] = strategy.raw;
+    make_parts(parts, stream, manifest_, connections_, loader_, run_id_,
+               [&](int64_t rows, int64_t bytes) {
+                 rec["rows"]["staged"] = rows;
+                 rec["bytes"] = bytes;
+                 console.progress(stream.name, "stage", rows, phases.elapsed());
+                 if (first_batch) {
+                   first_batch = false;
+                   failpoint("during_stage");
+                 }
+               });
+    auto store = open_state(state_location(cfg, manifest_.base_dir));
+    rec["state_store"] = store->describe();
+
+    phases.begin("window");
+    auto state = store->get(stream.name);
+    rec["state_before"] = state_json(state);
+    // Recovery: a receipt newer than the state, written by a run that promoted and
+    // then died before its state commit, advances the state instead of reloading.
+    if (auto receipt = parts.sink->latest_receipt()) {
+      int64_t rev = state ? state->revision : 0;
+      std::string last = state ? state->run_id : "";
+      if (receipt->run_id != last && receipt->base_revision == rev) {
+        state = store->commit(stream.name, rev, receipt->new_position, receipt->run_id, "recover");
+        rec["recovery"] = {{"from_run", receipt->run_id},
+                           {"rows", receipt->rows},
+                           {"position", receipt->new_position},
+                           {"note", "run " + receipt->run_id +
+                                        " promoted its window but did not commit state; state advanced to its receipt"}};
+        console.warn(fmt::format("{}: recovered state from the load receipt of run {}", stream.name,
+                                 receipt->run_id));
+      }
+    }
+    json position = state ? state->position : json();
+    int64_t base_revision = state ? state->revision : 0;
+    Window window = parts.source->plan_window(position);
+    rec["window"] = window.to_json();
+
+    phases.begin("discover");
+    Schema schema = parts.source->discover();
+    TargetInfo target = parts.sink->inspect();
+    rec["source_schema"] = schema_json(schema);
+    rec["target"] = {{"name", target.name}, {"exists", target.exists}};
+    if (target.rows) rec["target"]["rows_before"] = *target.rows;
+    failpoint("after_discover");
+
+    phases.begin("evolve");
+    EvolutionPolicy policy = policy_of(cfg);
+    SchemaDiff diff;
+    std::vector<std::string> ddl;
+    if (!target.schemaless) {
+      diff = compare_schemas(schema, target.exists ? std::optional<Schema>(target.schema) : std::nullopt, policy);
+      rec["schema"] = {{"policy", to_string(policy)}, {"changes", diff.to_json()}};
+      if (diff.has_unsafe())
+        throw Error(ErrorCode::SchemaUnsafeChange, unsafe_message(stream.name, diff, policy),
+                    "change the target by hand, or choose a schema_evolution policy that allows it; nothing was loaded");
+      ddl = parts.sink->render_ddl(schema, diff.to_apply());
+      rec["schema"]["ddl"] = ddl;
+      if (plan_only(cfg) && !ddl.empty())
+        throw Error(ErrorCode::SchemaUnsafeChange,
+                    "stream " + stream.name + ": schema_evolution.apply is plan_only and the target needs:\n  " +
+                        fmt::format("{}", fmt::join(ddl, "\n  ")),
+                    "apply the DDL yourself or set schema_evolution.apply: auto");
+    } else {
+      rec["schema"] = {{"policy", "n/a (schemaless target)"}, {"changes", json::array()}, {"ddl", json::array()}};
+    }
+
+    phases.begin("cleanup");
+    rec["cleanup"] = parts.sink->cleanup_abandoned();
+    failpoint("after_cleanup");
+
+    if (window.empty) {
+      phases.end();
+      rec["status"] = "no_new_data";
+      rec["state_after"] = rec["state_before"];
+      if (rec.contains("recovery")) rec["state_after"] = state_json(state);
+    } else {
+      phases.begin("stage");
+      ArtifactDecision decision = negotiate(parts.source->produces(), parts.sink->accepts());
+      rec["artifact"] = decision.to_json();
+      ExtractOptions eo;
+      eo.batch_rows = options_.batch_rows;
+      Artifact artifact = parts.source->extract(window, decision.source_spec, eo);
+      staged = parts.sink->stage(std::move(artifact), schema);
+      rec["rows"]["extracted"] = staged->rows;
+      rec["rows"]["staged"] = staged->rows;
+      rec["bytes"] = staged->bytes;
+      rec["staging"] = staged->staging_name;
+      phases.end(staged->rows, staged->bytes);
+      console.clear_progress();
+      failpoint("after_stage");
+
+      phases.begin("gates");
+      auto gates = gates_for(strategy, cfg);
+      auto results = gates.empty() ? std::vector<GateResult>{} : parts.sink->check(*staged, gates);
+      rec["gates"] = json::array();
+      for (const auto& r : results) rec["gates"].push_back(r.to_json());
+      for (const auto& r : results) {
+        if (r.passed) continue;
+        std::string what = fmt::format("gate {} ({} on {}) failed: {} rows", r.name, r.type,
+                                       fmt::join(gates[&r - &results[0]].columns, ", "), r.failing_rows);
+        if (!r.samples.empty()) what += fmt::format("; e.g. {}", fmt::join(r.samples, "; "));
+        if (r.severity == "warn") {
+          console.warn(stream.name + ": " + what);
+          continue;
+        }
+        ErrorCode code = ErrorCode::GateFailed;
+        if (r.name == "unique_key_not_null") code = ErrorCode::KeyNull;
+        if (r.name == "unique_key_unique") code = ErrorCode::KeyDuplicate;
+        throw Error(code, "stream " + stream.name + ": " + what,
+                    "the target and state are unchanged; fix the source data or the key");
+      }
+      if (strategy.mode == StrategyMode::FullRefresh && !strategy.allow_shrink && target.rows &&
+          *target.rows > 0 && staged->rows < strategy.shrink_guard_ratio * static_cast<double>(*target.rows)) {
+        throw Error(ErrorCode::ShrinkRefused,
+                    fmt::format("stream {}: refusing to replace {} ({} rows) with {} rows", stream.name,
+                                target.name, *target.rows, staged->rows),
+                    fmt::format("a full_refresh may not shrink a non-empty target below {:.0f}% of its rows; "
+                                "set sink.strategy.allow_shrink: true if this is intended",
+                                strategy.shrink_guard_ratio * 100));
+      }
+      failpoint("after_gates");
+
+      phases.begin("promote");
+      failpoint("before_promote");
+      PromoteRequest req;
+      req.strategy = strategy;
+      req.changes = diff.to_apply();
+      req.source_schema = schema;
+      req.receipt = LoadReceipt{stream.name, run_id_, base_revision, window.to_json(),
+                                parts.source->next_position(window), staged->rows, now_iso8601()};
+      PromoteResult pr = parts.sink->promote(*staged, req);
+      rec["promotion"] = {{"atomic", pr.atomic}, {"sql", pr.sql}};
+      rec["rows"]["inserted"] = pr.inserted;
+      rec["rows"]["updated"] = pr.updated;
+      rec["rows"]["deleted"] = pr.deleted;
+      phases.end(staged->rows);
+      failpoint("after_promote");
+
+      phases.begin("state");
+      failpoint("before_state_commit");
+      auto after = store->commit(stream.name, base_revision, req.receipt.new_position, run_id_, "commit");
+      rec["state_after"] = after.to_json();
+      failpoint("after_state_commit");
+      rec["status"] = "succeeded";
+    }
+    phases.begin("finish");
+    if (staged) parts.sink->abort(*staged);  // drops the staging object
+    staged.reset();
+    failpoint("before_run_record");
+    phases.end();
+  } catch (const Error& e) {
+    console.clear_progress();
+    std::string phase = phases.current();
+    phases.end();
+    rec["status"] = "failed";
+    rec["error"] = {{"code", e.code_name()}, {"message", e.what()}, {"hint", e.hint()},
+                    {"retryable", e.retryable()}, {"phase", phase}, {"exit_code", exit_code_for(e.code())}};
+  } catch (const std::exception& e) {
+    console.clear_progress();
+    std::string phase = phases.current();
+    phases.end();
+    rec["status"] = "failed";
+    rec["error"] = {{"code", "INTERNAL"}, {"message", e.what()}, {"hint", "this is a bug in dpone; please report it"},
+                    {"retryable", false}, {"phase", phase}, {"exit_code", 1}};
+  }
+  if (staged && parts.sink) parts.sink->abort(*staged);
+  rec["warnings"] = parts.diagnostics.warnings();
+  for (const auto& w : parts.diagnostics.warnings()) console.warn(stream.name + ": " + w);
+  rec["finished_at"] = now_iso8601();
+  rec["duration_s"] = monotonic_seconds() - stream_t0;
+  return rec;
+}
+
+json Engine::plan(const std::vector<const StreamSpec*>& streams) {
+  json out{{"kind", "plan"}, {"manifest", manifest_.file.string()}, {"streams", json::array()}};
+  for (const StreamSpec* s : streams) out["streams"].push_back(plan_stream(*s));
+  return out;
+}
+
+json Engine::plan_stream(const StreamSpec& stream) {
+  json p{{"stream", stream.name}, {"warnings", json::array()}};
+  const json& cfg = stream.config;
+  StreamParts parts;
+  try {
+    StrategySpec strategy = StrategySpec::from_json(cfg["sink"].value("strategy", json::object()));
+    p["strategy"] = strategy.raw;
+    p["source"] = {{"connector", cfg["source"].value("connector", "")},
+                   {"connection", cfg["source"].value("connection", "")}};
+    p["sink"] = {{"connector", cfg["sink"].value("connector", "")},
+                 {"connection", cfg["sink"].value("connection", "")}};
+    make_parts(parts, stream, manifest_, connections_, loader_, run_id_, nullptr);
+    auto where = state_location(cfg, manifest_.base_dir);
+    auto store = open_state_if_exists(where);
+    std::optional<StreamState> state = store ? store->get(stream.name) : std::nullopt;
+    p["state_store"] = where.type + ":" + where.path.string() + (store ? "" : " (not created yet)");
+    p["state"] = state_json(state);
+    json position = state ? state->position : json();
+    if (auto receipt = parts.sink->latest_receipt()) {
+      int64_t rev = state ? state->revision : 0;
+      if (receipt->run_id != (state ? state->run_id : "") && receipt->base_revision == rev) {
+        position = receipt->new_position;
+        p["warnings"].push_back("run " + receipt->run_id +
+                                " promoted but did not commit state; the run will recover its position from the receipt");
+      }
+    }
+    Window window = parts.source->plan_window(position);
+    p["window"] = window.to_json();
+    Schema schema = parts.source->discover();
+    p["source_schema"] = schema_json(schema);
+    TargetInfo target = parts.sink->inspect();
+    p["target"] = {{"name", target.name}, {"exists", target.exists}};
+    if (target.rows) p["target"]["rows"] = *target.rows;
+    EvolutionPolicy policy = policy_of(cfg);
+    if (!target.schemaless) {
+      SchemaDiff diff =
+          compare_schemas(schema, target.exists ? std::optional<Schema>(target.schema) : std::nullopt, policy);
+      p["schema"] = {{"policy", to_string(policy)}, {"changes", diff.to_json()},
+                     {"decision", diff.has_unsafe() ? "fail" : (diff.changes.empty() ? "no change" : "apply")}};
+      if (diff.has_unsafe()) {
+        p["schema"]["ddl"] = json::array();
+        p["warnings"].push_back(unsafe_message(stream.name, diff, policy));
+      } else {
+        p["schema"]["ddl"] = parts.sink->render_ddl(schema, diff.to_apply());
+      }
+    } else {
+      p["schema"] = {{"policy", "n/a (schemaless target)"}, {"changes", json::array()}, {"ddl", json::array()},
+                     {"decision", "no change"}};
+    }
+    p["artifact"] = negotiate(parts.source->produces(), parts.sink->accepts()).to_json();
+    p["steps"] = parts.sink->describe_promotion(strategy, schema);
+    json gates = json::array();
+    for (const auto& g : gates_for(strategy, cfg))
+      gates.push_back({{"name", g.name}, {"type", g.type}, {"columns", g.columns}, {"severity", g.severity}});
+    p["gates"] = gates;
+    if (window.empty) p["warnings"].push_back("no new data: the run will load 0 rows");
+    p["status"] = "ok";
+  } catch (const Error& e) {
+    p["status"] = "error";
+    p["error"] = {{"code", e.code_name()}, {"message", e.what()}, {"hint", e.hint()}};
+  }
+  for (const auto& w : parts.diagnostics.warnings()) p["warnings"].push_back(w);
+  return p;
+}
+
+}  // namespace dpone
