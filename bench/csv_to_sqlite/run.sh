@@ -50,7 +50,7 @@ export -f native_import; export WORK
 for i in $(seq "$RUNS"); do
   measure "$WORK/native.txt" bash -c native_import
   rm -rf "$WORK/dpone.db" "$WORK/.dpone"
-  measure "$WORK/dpone.txt" "$DPONE" run "$WORK/manifest.yaml" -q
+  measure "$WORK/dpone.txt" "$DPONE" -q run "$WORK/manifest.yaml"
 done
 loaded=$(sqlite3 "$WORK/dpone.db" "SELECT count(*) FROM customers")
 [ "$loaded" = "$ROWS" ] || { echo "dpone loaded $loaded rows, expected $ROWS" >&2; exit 1; }

@@ -9,6 +9,7 @@
 #include "core/util/redactor.hpp"
 #include "runtime/console.hpp"
 #include "runtime/engine.hpp"
+#include "runtime/project.hpp"
 
 namespace dpone::cli {
 
@@ -72,7 +73,7 @@ void print_plan_text(const json& plan) {
   }
 }
 
-void print_run_summary(const json& record) {
+void print_run_summary(const json& record, const std::filesystem::path& runs) {
   Console& c = Console::get();
   for (const auto& s : record["streams"]) {
     std::string status = s.value("status", "");
@@ -91,8 +92,8 @@ void print_run_summary(const json& record) {
       if (!e.value("hint", "").empty()) std::cerr << "hint: " << redact(e.value("hint", "")) << "\n";
     }
   }
-  c.info(fmt::format("run {} {}: record .dpone/runs/{}/run.json", record.value("run_id", ""),
-                     record.value("status", ""), record.value("run_id", "")));
+  auto path = (runs / record.value("run_id", "") / "run.json").lexically_proximate(std::filesystem::current_path());
+  c.info(fmt::format("run {} {}: record {}", record.value("run_id", ""), record.value("status", ""), path.string()));
 }
 
 }  // namespace
@@ -194,7 +195,7 @@ void register_manifest_commands(CLI::App& app, int* exit_code) {
     eo.batch_rows = batch_rows;
     Engine engine(*p.manifest, *p.connections, *p.loader, eo);
     json record = engine.run(selected(p, run_o));
-    print_run_summary(record);
+    print_run_summary(record, runs_dir(p.manifest->base_dir));
     *exit_code = 0;
     for (const auto& s : record["streams"])
       if (s.value("status", "") == "failed" && *exit_code == 0) *exit_code = s["error"].value("exit_code", 1);

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   CLI::App app{"dpone: move data between databases, files, Kafka and APIs from YAML manifests,\n"
                "staging-first, with explicit state committed only after the sink succeeded."};
   app.require_subcommand(1);
+  app.fallthrough();  // global flags such as -q work after the command too
   app.set_version_flag("--version", DPONE_VERSION);
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "Print only results and errors");
