@@ -1,0 +1,583 @@
+// The postgres source: a table (or one SELECT) read in full, by a cursor column, or by
+// transaction id (xmin), always through COPY (SELECT ...) TO STDOUT in text format,
+// decoded row by row into RecordBatches of ExtractOptions::batch_rows rows (memory is
+// bounded by one batch plus libpq's one-row buffer).
+//
+// Windows:
+//   full   - everything; no position.
+//   cursor - high = max(cursor) read at plan time and fixed for the run; the run reads
+//            cursor > low [- lookback] AND cursor <= high. Positions keep the server's
+//            text of the value (integers as JSON integers).
+//   xmin   - plan_window() opens a REPEATABLE READ READ ONLY transaction and keeps it
+//            open until the reader has delivered the last row, so the position and
+//            the rows come from the same snapshot. The position is the snapshot's
+//            xmin as a 64-bit (epoch-extended) transaction id: every transaction below
+//            it had finished when the snapshot was taken. The next run reads the rows
+//            whose 32-bit xmin, extended with the epoch of the new snapshot (and moved
+//            back one epoch when that would put it in the future), is >= the stored
+//            value. Limits (README.md): deleted rows are never seen; rows of
+//            transactions still running at the previous snapshot are read again;
+//            rows whose xmin is ~2^31 transactions old (frozen long ago) can be
+//            dated into the current epoch and read again. Meant for merge.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "connectors/postgres/pg_connector.hpp"
+#include "core/errors.hpp"
+
+namespace dpone {
+
+namespace {
+
+using pg::PgConnection;
+using pg::PgResult;
+using pg::quote_ident;
+
+enum class Mode { Full, Cursor, Xmin };
+
+struct SourceColumn {
+  Column column;
+  pg::PgColumnType pg;
+};
+
+[[noreturn]] void rethrow_at(const Error& e, const std::string& where, int64_t row,
+                             const std::string& column) {
+  throw Error(e.code(), fmt::format("{}: row {} column '{}': {}", where, row, column, e.what()),
+              e.hint());
+}
+
+class PgBatchReader : public BatchReader {
+ public:
+  PgBatchReader(std::shared_ptr<PgConnection> conn, const std::string& copy_sql,
+                std::vector<SourceColumn> columns, Schema schema, size_t batch_rows,
+                bool commit_at_end, std::string where)
+      : conn_(std::move(conn)),
+        columns_(std::move(columns)),
+        schema_(std::move(schema)),
+        batch_rows_(batch_rows == 0 ? 8192 : batch_rows),
+        commit_at_end_(commit_at_end),
+        where_(std::move(where)) {
+    conn_->copy_out_start(copy_sql);
+  }
+
+  const Schema& schema() const override { return schema_; }
+
+  std::optional<RecordBatch> next() override {
+    if (done_) return std::nullopt;
+    const size_t ncols = columns_.size();
+    RecordBatch batch(ncols);
+    size_t rows = 0;
+    std::string_view line;
+    while (rows < batch_rows_) {
+      if (!conn_->copy_out_row(line)) {
+        done_ = true;
+        if (commit_at_end_) conn_->exec("COMMIT");
+        break;
+      }
+      ++row_;
+      size_t col = 0;
+      size_t fields = pg::split_copy_line(line, scratch_, [&](std::string_view v, bool null) {
+        if (col >= ncols) {
+          ++col;
+          return;
+        }
+        const SourceColumn& c = columns_[col];
+        if (null) {
+          batch.append_null();
+        } else if (c.pg.read == pg::ReadKind::Text) {
+          batch.append(v);
+        } else {
+          cell_.clear();
+          try {
+            pg::append_canonical(cell_, c.pg.read, v);
+          } catch (const Error& e) {
+            rethrow_at(e, where_, row_, c.column.name);
+          }
+          batch.append(cell_);
+        }
+        ++col;
+      });
+      if (fields != ncols) {
+        throw Error(ErrorCode::SourceReadFailed,
+                    fmt::format("{}: row {} has {} fields, {} columns were discovered", where_,
+                                row_, fields, ncols),
+                    "re-run the stream (the table may have changed during the run)");
+      }
+      ++rows;
+    }
+    if (rows == 0) return std::nullopt;
+    return batch;
+  }
+
+ private:
+  std::shared_ptr<PgConnection> conn_;
+  std::vector<SourceColumn> columns_;
+  Schema schema_;
+  size_t batch_rows_;
+  bool commit_at_end_;
+  std::string where_;
+  std::string scratch_;
+  std::string cell_;
+  int64_t row_ = 0;
+  bool done_ = false;
+};
+
+class EmptyBatchReader : public BatchReader {
+ public:
+  explicit EmptyBatchReader(Schema schema) : schema_(std::move(schema)) {}
+  const Schema& schema() const override { return schema_; }
+  std::optional<RecordBatch> next() override { return std::nullopt; }
+
+ private:
+  Schema schema_;
+};
+
+bool is_integer_type(const LogicalType& t) {
+  return t.id == TypeId::Int16 || t.id == TypeId::Int32 || t.id == TypeId::Int64;
+}
+bool is_numeric_type(const LogicalType& t) {
+  return is_integer_type(t) || t.id == TypeId::Decimal || t.id == TypeId::Float32 ||
+         t.id == TypeId::Float64;
+}
+bool is_temporal_type(const LogicalType& t) {
+  return t.id == TypeId::Date || t.id == TypeId::Timestamp;
+}
+
+class PgSource : public Source {
+ public:
+  explicit PgSource(const SourceContext& ctx) : diagnostics_(ctx.diagnostics) {
+    pg::Options options(ctx.options, fmt::format("stream '{}': postgres source", ctx.stream));
+    where_ = options.where();
+    connection_ = pg::require_connection(ctx.connection, where_);
+    table_ = options.string("table").value_or("");
+    query_ = options.string("query").value_or("");
+    while (!query_.empty() &&
+           (query_.back() == ';' || std::isspace(static_cast<unsigned char>(query_.back())))) {
+      query_.pop_back();
+    }
+    schema_name_ = options.string("schema").value_or("public");
+    cursor_ = options.string("cursor").value_or("");
+    lookback_ = options.string("lookback").value_or("");
+    primary_key_ = options.string_list("primary_key");
+    std::string mode = options.string("incremental").value_or(cursor_.empty() ? "full" : "cursor");
+    if (mode == "full") {
+      mode_ = Mode::Full;
+    } else if (mode == "cursor") {
+      mode_ = Mode::Cursor;
+    } else if (mode == "xmin") {
+      mode_ = Mode::Xmin;
+    } else {
+      throw Error(ErrorCode::ConfigBadValue,
+                  fmt::format("{} option `incremental` is '{}'; the postgres source supports "
+                              "full, cursor and xmin",
+                              where_, mode));
+    }
+    if (table_.empty() == query_.empty()) {
+      throw Error(ErrorCode::ConfigInvalid,
+                  fmt::format("{} needs exactly one of the options `table` and `query`", where_),
+                  "`table: name` reads a table or view; `query: SELECT ...` reads one query");
+    }
+    if (mode_ == Mode::Cursor && cursor_.empty()) {
+      throw Error(ErrorCode::ConfigMissingKey,
+                  fmt::format("{}: incremental: cursor needs the `cursor` option (the column "
+                              "whose growth marks new rows)",
+                              where_));
+    }
+    if (mode_ != Mode::Cursor && !cursor_.empty()) {
+      throw Error(
+          ErrorCode::ConfigInvalid,
+          fmt::format("{}: `cursor: {}` is set but `incremental` is {}", where_, cursor_, mode));
+    }
+    if (mode_ != Mode::Cursor && !lookback_.empty()) {
+      throw Error(ErrorCode::ConfigInvalid,
+                  fmt::format("{}: `lookback` only applies to incremental: cursor", where_));
+    }
+    if (mode_ == Mode::Xmin && !query_.empty()) {
+      throw Error(ErrorCode::ConfigInvalid,
+                  fmt::format("{}: incremental: xmin reads a table's row versions; it cannot "
+                              "read a `query`",
+                              where_),
+                  "name the table with `table:` or use incremental: cursor");
+    }
+    object_ = table_.empty() ? std::string("query") : schema_name_ + "." + table_;
+  }
+
+  Window plan_window(const nlohmann::json& position) override {
+    position_ = position;
+    if (mode_ == Mode::Xmin) return plan_xmin(position);
+    PgConnection& db = handle();
+    discover();
+    Window w;
+    if (mode_ == Mode::Full) {
+      w.description = table_.empty() ? "full query" : "full table " + object_;
+      if (!table_.empty()) {
+        auto est = db.query_value(
+            "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+            {schema_name_, table_});
+        int64_t n = -1;
+        if (est) std::from_chars(est->data(), est->data() + est->size(), n);
+        if (n >= 0) w.estimated_rows = n;
+      }
+      return w;
+    }
+    const SourceColumn& cur = cursor_column();
+    if (position.is_object() && position.contains("cursor")) {
+      w.low = position["cursor"];
+    } else if (!position.is_null()) {
+      throw Error(
+          ErrorCode::StateStoreFailed,
+          fmt::format("{}: the stored position {} has no `cursor` value", where_, position.dump()),
+          "fix it with `dpone state set` or start over with `dpone state reset`");
+    }
+    auto high = db.query_value(
+        fmt::format("SELECT max({})::text FROM {}", quote_ident(cursor_), from_clause()));
+    std::string low_text = w.low.is_null() ? "-inf" : display(w.low);
+    if (!high) {
+      w.empty = true;
+      w.estimated_rows = 0;
+      w.description = fmt::format("({}, {}] (empty: {} holds no {} values)", low_text, low_text,
+                                  object_, cursor_);
+      return w;
+    }
+    w.high = position_value(cur, *high);
+    w.description = fmt::format("({}, {}]", low_text, display(w.high));
+    if (!lookback_.empty() && !w.low.is_null())
+      w.description += fmt::format(" widened by lookback {}", lookback_);
+    if (!w.low.is_null()) {
+      // Compared by the server, in the column's type.
+      auto le = db.query_value(
+          fmt::format("SELECT {} <= {}", typed_literal(cur, w.high), typed_literal(cur, w.low)));
+      if (le && *le == "t" && lookback_.empty()) {
+        w.empty = true;
+        w.estimated_rows = 0;
+        return w;
+      }
+    }
+    w.estimated_rows = db.query_int64(
+        fmt::format("SELECT count(*) FROM {} WHERE {}", from_clause(), cursor_predicate(w)));
+    if (*w.estimated_rows == 0) w.empty = true;
+    return w;
+  }
+
+  Schema discover() override {
+    if (schema_) return *schema_;
+    PgConnection& db = handle();
+    columns_ = table_.empty() ? discover_query(db) : discover_table(db);
+    Schema schema;
+    for (const auto& c : columns_) {
+      schema.columns.push_back(c.column);
+      if (!c.pg.known && diagnostics_) {
+        diagnostics_->warn(fmt::format(
+            "{}: column '{}' of {} has the type '{}', which dpone does not map; its values "
+            "are read as {}",
+            where_, c.column.name, object_, c.pg.pg_name,
+            c.pg.as_json ? "json arrays" : "string (the server's text)"));
+      }
+    }
+    if (!table_.empty()) schema.primary_key = pg::primary_key(db, schema_name_, table_);
+    if (!primary_key_.empty()) {
+      for (const auto& k : primary_key_) {
+        if (schema.find(k) < 0) {
+          throw Error(
+              ErrorCode::ConfigBadValue,
+              fmt::format("{}: primary_key column '{}' is not a column of {}", where_, k, object_),
+              fmt::format("columns: {}", fmt::join(schema.names(), ", ")));
+        }
+      }
+      schema.primary_key = primary_key_;
+    }
+    schema_ = schema;
+    return schema;
+  }
+
+  std::vector<ArtifactSpec> produces() const override {
+    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
+  }
+
+  Artifact extract(const Window& window, const ArtifactSpec& spec,
+                   const ExtractOptions& options) override {
+    if (spec.kind != ArtifactKind::StreamingRows || spec.format != WireFormat::RecordBatch) {
+      throw Error(ErrorCode::Internal,
+                  fmt::format("{} cannot produce {}; it produces streaming_rows/record_batch",
+                              where_, spec.to_string()));
+    }
+    Schema schema = discover();
+    StreamingRows out;
+    out.format = WireFormat::RecordBatch;
+    if (window.empty) {
+      if (xmin_txn_) {
+        conn_->exec("COMMIT");
+        xmin_txn_ = false;
+      }
+      out.batches = std::make_unique<EmptyBatchReader>(std::move(schema));
+      return out;
+    }
+    std::vector<std::string> exprs;
+    for (const auto& c : columns_) {
+      std::string q = quote_ident(c.column.name);
+      exprs.push_back(c.pg.as_json ? fmt::format("to_json({}) AS {}", q, q) : q);
+    }
+    std::string select = fmt::format("SELECT {} FROM {}", fmt::join(exprs, ", "), from_clause());
+    if (mode_ == Mode::Cursor) {
+      select += " WHERE " + cursor_predicate(window);
+    } else if (mode_ == Mode::Xmin && !window.low.is_null()) {
+      select += " WHERE " + xmin_predicate(window);
+    }
+    std::string copy = fmt::format("COPY ({}) TO STDOUT", select);
+    handle();
+    // The reader owns the connection (and, in xmin mode, the open snapshot): the next
+    // use of this source connects again.
+    std::shared_ptr<PgConnection> conn = std::move(conn_);
+    bool commit = xmin_txn_;
+    xmin_txn_ = false;
+    out.batches = std::make_unique<PgBatchReader>(std::move(conn), copy, columns_,
+                                                  std::move(schema), options.batch_rows, commit,
+                                                  fmt::format("{} ({})", where_, object_));
+    return out;
+  }
+
+  nlohmann::json next_position(const Window& window) override {
+    switch (mode_) {
+      case Mode::Full:
+        return nullptr;
+      case Mode::Cursor:
+        if (window.empty || window.high.is_null()) return position_;
+        return nlohmann::json{{"cursor", window.high}};
+      case Mode::Xmin:
+        return window.high;
+    }
+    return nullptr;
+  }
+
+ private:
+  PgConnection& handle() {
+    if (!conn_) {
+      conn_ = PgConnection::connect(connection_, ErrorCode::SourceUnavailable, where_);
+      conn_->set_failure_code(ErrorCode::SourceReadFailed);
+    }
+    return *conn_;
+  }
+
+  Window plan_xmin(const nlohmann::json& position) {
+    PgConnection& db = handle();
+    if (xmin_txn_) {
+      db.exec("COMMIT");
+      xmin_txn_ = false;
+    }
+    db.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    xmin_txn_ = true;
+    // The first statement fixes the snapshot: everything below reads it.
+    PgResult snap = db.exec(
+        "SELECT txid_snapshot_xmin(txid_current_snapshot()), "
+        "txid_snapshot_xmax(txid_current_snapshot())");
+    int64_t xmin = 0;
+    int64_t xmax = 0;
+    auto sx = snap.value(0, 0);
+    auto sm = snap.value(0, 1);
+    std::from_chars(sx.data(), sx.data() + sx.size(), xmin);
+    std::from_chars(sm.data(), sm.data() + sm.size(), xmax);
+    snapshot_xmax_ = xmax;
+    discover();
+    auto kind = pg::relation_kind(db, schema_name_, table_);
+    if (kind && *kind != 'r' && *kind != 'p' && *kind != 'm') {
+      throw Error(ErrorCode::ConfigBadValue,
+                  fmt::format("{}: incremental: xmin needs a table; {} is not one (relkind '{}')",
+                              where_, object_, *kind),
+                  "read the underlying table, or use incremental: cursor");
+    }
+    Window w;
+    w.high = nlohmann::json{{"xmin", xmin}};
+    if (position.is_object() && position.contains("xmin") && position["xmin"].is_number_integer()) {
+      w.low = position;
+      int64_t low = position["xmin"].get<int64_t>();
+      if (xmax - low >= (int64_t{1} << 31)) {
+        if (diagnostics_) {
+          diagnostics_->warn(
+              fmt::format("{}: the stored xmin {} is more than 2^31 transactions behind the server "
+                          "({}); row ages are ambiguous, so the whole table is read again",
+                          where_, low, xmax));
+        }
+        w.low = nullptr;
+      }
+    } else if (!position.is_null()) {
+      throw Error(ErrorCode::StateStoreFailed,
+                  fmt::format("{}: the stored position {} has no integer `xmin` value", where_,
+                              position.dump()),
+                  "fix it with `dpone state set` or start over with `dpone state reset`");
+    }
+    if (w.low.is_null()) {
+      w.description = fmt::format("full snapshot of {} (xmin below {})", object_, xmin);
+      auto est = db.query_value(
+          "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = "
+          "c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+          {schema_name_, table_});
+      int64_t n = -1;
+      if (est) std::from_chars(est->data(), est->data() + est->size(), n);
+      if (n >= 0) w.estimated_rows = n;
+    } else {
+      w.description = fmt::format("rows of {} written by transactions [{}, {})", object_,
+                                  w.low["xmin"].get<int64_t>(), xmax);
+      w.estimated_rows = db.query_int64(
+          fmt::format("SELECT count(*) FROM {} WHERE {}", from_clause(), xmin_predicate(w)));
+      if (*w.estimated_rows == 0) w.empty = true;
+    }
+    return w;
+  }
+
+  // The 32-bit xmin of a row extended to 64 bits with the epoch of the snapshot, and
+  // moved back one epoch when that would date it after the snapshot.
+  std::string xmin_predicate(const Window& w) const {
+    const int64_t low = w.low["xmin"].get<int64_t>();
+    const int64_t base = (snapshot_xmax_ >> 32) << 32;
+    std::string x = fmt::format("({} + xmin::text::bigint)", base);
+    return fmt::format("(CASE WHEN {} > {} THEN {} - 4294967296 ELSE {} END) >= {}", x,
+                       snapshot_xmax_, x, x, low);
+  }
+
+  std::string from_clause() const {
+    if (!table_.empty()) return quote_ident(schema_name_) + "." + quote_ident(table_);
+    return "(" + query_ + "\n) AS " + quote_ident("q");
+  }
+
+  const SourceColumn& cursor_column() {
+    discover();
+    for (const auto& c : columns_)
+      if (c.column.name == cursor_) return c;
+    std::vector<std::string> names;
+    for (const auto& c : columns_) names.push_back(c.column.name);
+    throw Error(
+        ErrorCode::ConfigBadValue,
+        fmt::format("{}: cursor column '{}' is not a column of {}", where_, cursor_, object_),
+        fmt::format("columns: {}", fmt::join(names, ", ")));
+  }
+
+  // Integers stay JSON integers; everything else is the server's text.
+  static nlohmann::json position_value(const SourceColumn& c, const std::string& text) {
+    if (is_integer_type(c.column.type)) {
+      int64_t n = 0;
+      auto r = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (r.ec == std::errc() && r.ptr == text.data() + text.size()) return n;
+    }
+    return text;
+  }
+
+  static std::string display(const nlohmann::json& v) {
+    return v.is_string() ? v.get<std::string>() : v.dump();
+  }
+
+  std::string typed_literal(const SourceColumn& c, const nlohmann::json& v) const {
+    std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+    return fmt::format("CAST({} AS {})", pg::quote_literal(text), c.pg.pg_name);
+  }
+
+  std::string cursor_predicate(const Window& w) {
+    const SourceColumn& c = cursor_column();
+    std::string col = quote_ident(cursor_);
+    std::string high = typed_literal(c, w.high);
+    if (w.low.is_null()) return fmt::format("{} <= {}", col, high);
+    std::string low = typed_literal(c, w.low);
+    if (!lookback_.empty()) low = fmt::format("({} - {})", low, lookback_expression(c));
+    return fmt::format("{} > {} AND {} <= {}", col, low, col, high);
+  }
+
+  std::string lookback_expression(const SourceColumn& c) const {
+    if (is_numeric_type(c.column.type)) {
+      int64_t n = 0;
+      auto r = std::from_chars(lookback_.data(), lookback_.data() + lookback_.size(), n);
+      if (r.ec != std::errc() || r.ptr != lookback_.data() + lookback_.size() || n < 0) {
+        throw Error(ErrorCode::ConfigBadValue,
+                    fmt::format("{}: `lookback: {}` must be a non-negative integer for the "
+                                "numeric cursor '{}'",
+                                where_, lookback_, cursor_));
+      }
+      return std::to_string(n);
+    }
+    if (is_temporal_type(c.column.type)) {
+      return fmt::format("CAST({} AS interval)", pg::quote_literal(lookback_));
+    }
+    throw Error(ErrorCode::ConfigBadValue,
+                fmt::format("{}: `lookback` needs a numeric, date or timestamp cursor; '{}' is {}",
+                            where_, cursor_, c.pg.pg_name));
+  }
+
+  std::vector<SourceColumn> discover_table(PgConnection& db) {
+    auto cols = pg::table_columns(db, schema_name_, table_);
+    if (cols.empty()) {
+      std::vector<std::string> names;
+      PgResult list = db.exec_params(
+          "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+          "WHERE n.nspname = $1 AND c.relkind IN ('r','v','m','p','f') ORDER BY 1 LIMIT 20",
+          {schema_name_});
+      for (int i = 0; i < list.rows(); ++i) names.emplace_back(list.value(i, 0));
+      throw Error(ErrorCode::ConfigBadValue,
+                  fmt::format("{}: table {} does not exist on {}", where_, object_, db.target()),
+                  names.empty() ? fmt::format("schema '{}' has no tables", schema_name_)
+                                : fmt::format("tables there: {}", fmt::join(names, ", ")));
+    }
+    std::vector<SourceColumn> out;
+    for (const auto& c : cols) {
+      SourceColumn s;
+      s.pg = pg::map_pg_type(c.formatted, c.category);
+      s.column = Column{c.name, s.pg.type, !c.notnull};
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  std::vector<SourceColumn> discover_query(PgConnection& db) {
+    PgResult r = db.exec(fmt::format("SELECT * FROM {} LIMIT 0", from_clause()));
+    std::vector<SourceColumn> out;
+    std::set<std::string> seen;
+    for (int i = 0; i < r.columns(); ++i) {
+      std::string name = PQfname(r.get(), i);
+      if (!seen.insert(name).second) {
+        throw Error(ErrorCode::ConfigBadValue,
+                    fmt::format("{}: the query returns two columns named '{}'", where_, name),
+                    "give each result column its own name with AS");
+      }
+      PgResult t = db.exec_params(
+          "SELECT CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) "
+          "ELSE format_type($1::oid, $2::int) END, "
+          "CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END "
+          "FROM pg_type t LEFT JOIN pg_type bt ON bt.oid = t.typbasetype WHERE t.oid = $1::oid",
+          {std::to_string(PQftype(r.get(), i)), std::to_string(PQfmod(r.get(), i))});
+      SourceColumn s;
+      std::string formatted(t.value(0, 0));
+      auto cat = t.value(0, 1);
+      s.pg = pg::map_pg_type(formatted, cat.empty() ? 'U' : cat[0]);
+      s.column = Column{name, s.pg.type, true};
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  Diagnostics* diagnostics_;
+  std::string where_;
+  ResolvedConnection connection_;
+  std::string table_;
+  std::string query_;
+  std::string schema_name_;
+  std::string cursor_;
+  std::string lookback_;
+  std::vector<std::string> primary_key_;
+  Mode mode_ = Mode::Full;
+  std::string object_;
+  nlohmann::json position_;
+  std::shared_ptr<PgConnection> conn_;
+  bool xmin_txn_ = false;
+  int64_t snapshot_xmax_ = 0;
+  std::vector<SourceColumn> columns_;
+  std::optional<Schema> schema_;
+};
+
+}  // namespace
+
+std::unique_ptr<Source> make_postgres_source(const SourceContext& context) {
+  return std::make_unique<PgSource>(context);
+}
+
+}  // namespace dpone
