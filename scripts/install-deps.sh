@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs everything dpone needs to build and test, from Debian 12 packages.
-# One apt-get transaction, so client libraries and servers stay at matching versions.
-# Safe to re-run; skips apt when every package is already installed.
+# One apt-get transaction, so client libraries and servers stay at matching versions
+# (installing libpq-dev on its own later could upgrade libpq5 and the server behind the
+# tests' back). Safe to re-run; skips apt when every package is already installed.
+# Installing a server package starts nothing here (no systemd): scripts/services.sh runs
+# the servers the tests need, as throwaway clusters under /tmp.
 set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev time
+  postgresql-15 postgresql-client-15 libpq-dev
 )
 
 missing=()
@@ -26,5 +30,7 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The whole list, not only the missing ones: a lone `libpq-dev` would pull a newer libpq5
+# while the server stays old; naming them all lets apt move them together.
+apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 echo "install-deps: done"

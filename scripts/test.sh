@@ -2,11 +2,18 @@
 # The whole test suite: installs dependencies, builds, starts the local services,
 # runs every test (unit, connector, declarative pipeline cases, failpoint crash tests)
 # and stops the services again. This is README command 2 and what .ci/run calls.
+# Server tests find the services through the variables of $DPONE_SERVICES_DIR/env.sh
+# (e.g. DPONE_TEST_PG_DSN); DPONE_REQUIRE_SERVICES=1 makes a server test that finds no
+# service fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
-scripts/services.sh start
+# The trap comes first, so a start that fails half-way still stops what it started.
 trap 'scripts/services.sh stop' EXIT
+scripts/services.sh start
+# shellcheck source=/dev/null
+source "${DPONE_SERVICES_DIR:-/tmp/dpone-services}/env.sh"
+export DPONE_REQUIRE_SERVICES=1
 BUILD_DIR=${DPONE_BUILD_DIR:-build}
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"${DPONE_JOBS:-$(nproc)}" --timeout 600
