@@ -324,3 +324,19 @@ TEST(Connectors, ListReadsIndexWithoutLoadingModules) {
 }
 
 }  // namespace
+
+namespace {
+
+// Every example manifest stays valid (examples/**/*.yaml except connections files).
+TEST(Examples, EveryExampleManifestValidates) {
+  int checked = 0;
+  for (const auto& e : e2e::fs::recursive_directory_iterator(e2e::fs::path(DPONE_SOURCE_DIR) / "examples")) {
+    if (e.path().extension() != ".yaml" || e.path().filename() == "connections.yaml") continue;
+    e2e::Result r = e2e::run_dpone(e.path().parent_path(), {"validate", e.path().filename().string()});
+    EXPECT_EQ(r.exit_code, 0) << e.path() << ":\n" << r.all();
+    ++checked;
+  }
+  EXPECT_GE(checked, 3);
+}
+
+}  // namespace
