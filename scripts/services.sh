@@ -37,6 +37,11 @@ PG_SOCK=$ROOT/postgres-socket
 PG_LOG=$ROOT/postgres.log
 PG_PIDFILE=$ROOT/postgres.pid
 if is_root; then PG_OS_USER=postgres; else PG_OS_USER=$(id -un); fi
+# Every role is trusted on this throwaway cluster except PG_AUTH_USER, which must log in
+# with its password (scram-sha-256): tests of wrong-password handling need a server that
+# actually checks one. The password is a fixed test value, not a secret.
+PG_AUTH_USER=dpone_auth
+PG_AUTH_PASSWORD=dpone-auth-test-pw
 
 # Runs a command as the cluster's OS user, from / (root's cwd may be unreadable for it).
 # fd 9 (the services lock) is closed: a postmaster inheriting it would hold the lock forever.
@@ -92,6 +97,8 @@ pg_write_env() {
     echo "# PostgreSQL test service (scripts/services.sh): throwaway cluster $PG_DATA"
     echo "export DPONE_TEST_PG_DSN=\"host=127.0.0.1 port=$port user=postgres dbname=postgres\""
     echo "export DPONE_TEST_PG_PORT=$port"
+    echo "export DPONE_TEST_PG_AUTH_USER=$PG_AUTH_USER"
+    echo "export DPONE_TEST_PG_AUTH_PASSWORD=$PG_AUTH_PASSWORD"
   } > "$ROOT/postgres.env"
 }
 
@@ -138,6 +145,16 @@ pg_initdb() {
   say "postgres: initialised $PG_DATA"
 }
 
+# First-match wins in pg_hba.conf: the password line goes before initdb's trust lines.
+pg_require_password_for_auth_user() {
+  local hba=$PG_DATA/pg_hba.conf line="host all $PG_AUTH_USER 127.0.0.1/32 scram-sha-256"
+  grep -qF "$line" "$hba" && return 0
+  { echo "$line"; cat "$hba"; } > "$hba.new"
+  mv "$hba.new" "$hba"
+  is_root && chown "$PG_OS_USER:" "$hba"
+  chmod 600 "$hba"
+}
+
 start_postgres() {
   [ -x "$PG_BIN/pg_ctl" ] ||
     die "postgres: $PG_BIN/pg_ctl not found: install postgresql-15 (scripts/install-deps.sh)"
@@ -166,6 +183,7 @@ start_postgres() {
     die "postgres: the '$PG_OS_USER' user cannot enter $ROOT: set DPONE_SERVICES_DIR to a directory under /tmp"
   fi
   pg_initdb
+  pg_require_password_for_auth_user
   mkdir -p "$PG_SOCK"
   touch "$PG_LOG"
   is_root && chown "$PG_OS_USER:" "$PG_SOCK" "$PG_LOG"
@@ -186,6 +204,10 @@ start_postgres() {
   if ! "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 10; then
     die "postgres: postmaster $pid runs but 127.0.0.1:$PG_PORT does not accept connections (see $PG_LOG)"
   fi
+  as_pg "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -c \
+    "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_AUTH_USER') THEN
+       CREATE ROLE $PG_AUTH_USER LOGIN PASSWORD '$PG_AUTH_PASSWORD'; END IF; END \$\$;" >/dev/null ||
+    die "postgres: cannot create the test role $PG_AUTH_USER (see $PG_LOG)"
   pg_write_env "$PG_PORT"
   local mode="fsync off"
   [ "${DPONE_PG_DURABLE:-0}" = 1 ] && mode=durable

@@ -40,6 +40,7 @@ void add_common(CLI::App* cmd, CommonOptions& options, bool with_select, bool ma
 void register_manifest_commands(CLI::App& app, int* exit_code);   // validate render explain plan run
 void register_state_commands(CLI::App& app, int* exit_code);      // state ...
 void register_record_commands(CLI::App& app, int* exit_code);     // runs list, run-report
-void register_connector_commands(CLI::App& app, int* exit_code);  // connectors ...
+void register_connector_commands(CLI::App& app, int* exit_code);  // connectors ..., docs
+void register_doctor_command(CLI::App& app, int* exit_code);      // doctor
 
 }  // namespace dpone::cli

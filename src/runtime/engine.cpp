@@ -15,6 +15,7 @@
 #include "runtime/negotiation.hpp"
 #include "runtime/project.hpp"
 #include "runtime/run_record.hpp"
+#include "runtime/stream_parts.hpp"
 
 namespace dpone {
 
@@ -48,35 +49,6 @@ class Phases {
   std::string name_, started_at_;
   double t0_ = 0;
 };
-
-// Connections, source and sink of one stream. Declared so that source and sink are
-// destroyed before the connections they borrow.
-struct StreamParts {
-  Diagnostics diagnostics;
-  std::optional<ResolvedConnection> source_conn, sink_conn;
-  std::unique_ptr<Source> source;
-  std::unique_ptr<Sink> sink;
-};
-
-void make_parts(StreamParts& parts, const StreamSpec& stream, const Manifest& manifest,
-                const ConnectionResolver& connections, ModuleLoader& loader, const std::string& run_id,
-                std::function<void(int64_t, int64_t)> on_progress) {
-  const json& src = stream.config.at("source");
-  const json& snk = stream.config.at("sink");
-  if (src.contains("connection")) parts.source_conn = connections.resolve(src["connection"].get<std::string>());
-  if (snk.contains("connection")) parts.sink_conn = connections.resolve(snk["connection"].get<std::string>());
-  const std::string src_name = src.at("connector").get<std::string>();
-  const std::string snk_name = snk.at("connector").get<std::string>();
-  const auto& sf = loader.factory(src_name);
-  if (!sf.make_source)
-    throw Error(ErrorCode::ConfigBadValue, "connector '" + src_name + "' has no source");
-  const auto& kf = loader.factory(snk_name);
-  if (!kf.make_sink) throw Error(ErrorCode::ConfigBadValue, "connector '" + snk_name + "' has no sink");
-  parts.source = sf.make_source(SourceContext{stream.name, src, parts.source_conn ? &*parts.source_conn : nullptr,
-                                              manifest.base_dir, &parts.diagnostics});
-  parts.sink = kf.make_sink(SinkContext{stream.name, run_id, snk, parts.sink_conn ? &*parts.sink_conn : nullptr,
-                                        manifest.base_dir, &parts.diagnostics, std::move(on_progress)});
-}
 
 EvolutionPolicy policy_of(const json& config) {
   auto se = config.value("schema_evolution", json::object());
@@ -177,7 +149,7 @@ json Engine::run_stream(const StreamSpec& stream) {
     phases.begin("resolve");
     StrategySpec strategy = StrategySpec::from_json(cfg["sink"].value("strategy", json::object()));
     rec["strategy"] = strategy.raw;
-    make_parts(parts, stream, manifest_, connections_, loader_, run_id_,
+    make_stream_parts(parts, stream, manifest_, connections_, loader_, run_id_,
                [&](int64_t rows, int64_t bytes) {
                  rec["rows"]["staged"] = rows;
                  rec["bytes"] = bytes;
@@ -367,7 +339,7 @@ json Engine::plan_stream(const StreamSpec& stream) {
                    {"connection", cfg["source"].value("connection", "")}};
     p["sink"] = {{"connector", cfg["sink"].value("connector", "")},
                  {"connection", cfg["sink"].value("connection", "")}};
-    make_parts(parts, stream, manifest_, connections_, loader_, run_id_, nullptr);
+    make_stream_parts(parts, stream, manifest_, connections_, loader_, run_id_, nullptr);
     auto where = state_location(cfg, manifest_.base_dir);
     auto store = open_state_if_exists(where);
     std::optional<StreamState> state = store ? store->get(stream.name) : std::nullopt;

@@ -340,3 +340,41 @@ TEST(Examples, EveryExampleManifestValidates) {
 }
 
 }  // namespace
+
+namespace {
+
+// doctor on a machine where a connector's client library is missing names the package,
+// and fails only when a stream of the manifest needs that connector.
+TEST(Doctor, MissingClientLibraryNamesThePackage) {
+  e2e::Scratch s;
+  e2e::fs::path real = e2e::fs::path(DPONE_BIN).parent_path() / ".." / "lib" / "dpone" / "modules";
+  e2e::fs::create_directories(s / "modules");
+  auto index = nlohmann::json::parse(e2e::read_file(real / "index.json"));
+  for (auto& c : index["connectors"]) {
+    std::string module = c["module"].get<std::string>();
+    if (e2e::fs::exists(real / module)) e2e::fs::copy(real / module, s / "modules" / module);
+    if (c["descriptor"]["name"] == "files")
+      c["descriptor"]["requires"] = nlohmann::json::array({{{"library", "libdpone-doctor-test.so.7"}, {"package", "libdpone-doctor-test7"}}});
+  }
+  e2e::write_file(s / "modules" / "index.json", index.dump());
+  std::map<std::string, std::string> env{{"DPONE_MODULE_PATH", (s / "modules").string()}};
+  e2e::Result machine = e2e::run_dpone(s.dir(), {"doctor"}, env);
+  EXPECT_EQ(machine.exit_code, 0) << machine.all();  // nothing needs it yet
+  EXPECT_NE(machine.out.find("libdpone-doctor-test.so.7 not found"), std::string::npos) << machine.out;
+  EXPECT_NE(machine.out.find("fix: apt-get install libdpone-doctor-test7"), std::string::npos) << machine.out;
+  e2e::write_file(s / "m.yaml",
+                  "kind: dpone.batch.v1\nstreams:\n  - name: t\n    source: {connector: files, path: in.csv}\n"
+                  "    sink: {connector: sqlite, path: t.db, table: t, strategy: {mode: append}}\n");
+  e2e::write_file(s / "in.csv", "id\n1\n");
+  e2e::Result with_manifest = e2e::run_dpone(s.dir(), {"doctor", "m.yaml"}, env);
+  EXPECT_EQ(with_manifest.exit_code, 1) << with_manifest.all();
+  EXPECT_NE(with_manifest.out.find("FAIL  files"), std::string::npos) << with_manifest.out;
+  EXPECT_NE(with_manifest.out.find("MODULE_MISSING"), std::string::npos) << with_manifest.out;
+  // With the real modules the same manifest is healthy.
+  e2e::Result healthy = e2e::run_dpone(s.dir(), {"doctor", "m.yaml"});
+  EXPECT_EQ(healthy.exit_code, 0) << healthy.all();
+  EXPECT_NE(healthy.out.find("ok    t source (files)"), std::string::npos) << healthy.out;
+  EXPECT_NE(healthy.out.find("ok    t sink (sqlite)"), std::string::npos) << healthy.out;
+}
+
+}  // namespace

@@ -220,12 +220,11 @@ TEST(Postgres, FilesToPostgresToSqliteKeepsValues) {
   EXPECT_NE(again.out.find("to_sqlite: loaded 0 rows (no new data)"), std::string::npos) << again.all();
 }
 
-TEST(Postgres, WrongPasswordIsAClearErrorWithoutThePassword) {
+TEST(Postgres, UnknownRoleIsAClearErrorWithoutThePassword) {
   REQUIRE_PG();
   Scratch s;
   const std::string pw = "wr0ng-Passw0rd-xyz";
-  // Password auth needs a role with a password; trust auth accepts anything, so use a
-  // role that does not exist: the server refuses it the same way, by name.
+  // A role the server does not know, with a password that must not leak into output.
   write_file(s / "m.yaml",
              "kind: dpone.batch.v1\nstreams:\n  - name: t\n"
              "    source: {connector: postgres, connection: pg, table: nothing_here}\n"
@@ -236,6 +235,57 @@ TEST(Postgres, WrongPasswordIsAClearErrorWithoutThePassword) {
   EXPECT_NE(r.all().find("SOURCE_UNAVAILABLE"), std::string::npos) << r.all();
   EXPECT_NE(r.all().find("no_such_role_dpone"), std::string::npos) << r.all();
   EXPECT_EQ(r.all().find(pw), std::string::npos) << r.all();
+}
+
+}  // namespace
+
+namespace {
+
+// The role the test service makes log in by password (scripts/services.sh).
+std::map<std::string, std::string> auth_env(const std::string& password) {
+  auto env = pg_env();
+  const char* user = std::getenv("DPONE_TEST_PG_AUTH_USER");
+  env["DPONE_CONN_PG_USER"] = user ? user : "dpone_auth";
+  env["DPONE_CONN_PG_PASSWORD"] = password;
+  return env;
+}
+
+const char* kDoctorManifest =
+    "kind: dpone.batch.v1\nstreams:\n  - name: t\n"
+    "    source: {connector: postgres, connection: pg, table: pg_class, schema: pg_catalog}\n"
+    "    sink: {connector: sqlite, path: out.db, table: t, strategy: {mode: append}}\n";
+
+TEST(Doctor, WrongPasswordSaysAuthenticationFailedWithoutThePassword) {
+  REQUIRE_PG();
+  const char* good = std::getenv("DPONE_TEST_PG_AUTH_PASSWORD");
+  ASSERT_NE(good, nullptr) << "the test service exports DPONE_TEST_PG_AUTH_PASSWORD";
+  Scratch s;
+  write_file(s / "m.yaml", kDoctorManifest);
+  const std::string wrong = "Not-The-Passw0rd-42";
+  Result bad = run_dpone(s.dir(), {"doctor", "m.yaml"}, auth_env(wrong));
+  EXPECT_EQ(bad.exit_code, 1) << bad.all();
+  EXPECT_NE(bad.out.find("FAIL  t source (postgres, connection pg)"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("password authentication failed for user \"dpone_auth\""), std::string::npos) << bad.out;
+  EXPECT_EQ(bad.all().find(wrong), std::string::npos) << bad.all();
+
+  Result ok = run_dpone(s.dir(), {"doctor", "m.yaml", "--format", "json"}, auth_env(good));
+  EXPECT_EQ(ok.exit_code, 0) << ok.all();
+  json j = json::parse(ok.out);
+  EXPECT_TRUE(j["ok"].get<bool>());
+  EXPECT_EQ(ok.all().find(good), std::string::npos) << "the password was printed";
+}
+
+// A run with a wrong password fails with a clear code, naming the role, not the password.
+TEST(Postgres, RunWithWrongPasswordFailsClearly) {
+  REQUIRE_PG();
+  Scratch s;
+  write_file(s / "m.yaml", kDoctorManifest);
+  const std::string wrong = "Another-Wr0ng-Pw";
+  Result r = run_dpone(s.dir(), {"run", "m.yaml"}, auth_env(wrong));
+  EXPECT_EQ(r.exit_code, 3) << r.all();
+  EXPECT_NE(r.all().find("SOURCE_UNAVAILABLE"), std::string::npos) << r.all();
+  EXPECT_NE(r.all().find("password authentication failed"), std::string::npos) << r.all();
+  EXPECT_EQ(r.all().find(wrong), std::string::npos) << r.all();
 }
 
 }  // namespace
