@@ -42,5 +42,6 @@ void register_state_commands(CLI::App& app, int* exit_code);      // state ...
 void register_record_commands(CLI::App& app, int* exit_code);     // runs list, run-report
 void register_connector_commands(CLI::App& app, int* exit_code);  // connectors ..., docs
 void register_doctor_command(CLI::App& app, int* exit_code);      // doctor
+void register_perf_commands(CLI::App& app, int* exit_code);       // perf advise
 
 }  // namespace dpone::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   dpone::cli::register_record_commands(app, &exit_code);
   dpone::cli::register_connector_commands(app, &exit_code);
   dpone::cli::register_doctor_command(app, &exit_code);
+  dpone::cli::register_perf_commands(app, &exit_code);
   app.parse_complete_callback([&] { dpone::Console::get().set_quiet(quiet); });
   try {
     app.parse(argc, argv);

@@ -132,7 +132,9 @@ json Engine::run(const std::vector<const StreamSpec*>& streams) {
 }
 
 json Engine::run_stream(const StreamSpec& stream) {
-  json rec{{"stream", stream.name}, {"status", "running"}, {"started_at", now_iso8601()}};
+  json rec{{"stream", stream.name}, {"status", "running"}, {"started_at", now_iso8601()},
+           {"batch_rows", options_.batch_rows}};
+  const double cpu_t0 = process_cpu_seconds();
   Phases phases(rec);
   Console& console = Console::get();
   double stream_t0 = monotonic_seconds();
@@ -141,7 +143,8 @@ json Engine::run_stream(const StreamSpec& stream) {
   bool first_batch = true;
   const json& cfg = stream.config;
   rec["source"] = {{"connector", cfg["source"].value("connector", "")},
-                   {"connection", cfg["source"].value("connection", "")}};
+                   {"connection", cfg["source"].value("connection", "")},
+                   {"incremental", cfg["source"].value("incremental", "full")}};
   rec["sink"] = {{"connector", cfg["sink"].value("connector", "")},
                  {"connection", cfg["sink"].value("connection", "")}};
   rec["rows"] = {{"extracted", 0}, {"staged", 0}, {"inserted", 0}, {"updated", 0}, {"deleted", 0}};
@@ -319,6 +322,8 @@ json Engine::run_stream(const StreamSpec& stream) {
   for (const auto& w : parts.diagnostics.warnings()) console.warn(stream.name + ": " + w);
   rec["finished_at"] = now_iso8601();
   rec["duration_s"] = monotonic_seconds() - stream_t0;
+  // Streams run one after another, so the process's CPU time over the stream is its own.
+  rec["cpu_s"] = process_cpu_seconds() - cpu_t0;
   return rec;
 }
 

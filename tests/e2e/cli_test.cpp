@@ -378,3 +378,49 @@ TEST(Doctor, MissingClientLibraryNamesThePackage) {
 }
 
 }  // namespace
+
+namespace {
+
+e2e::Result advise_last(const e2e::fs::path& dir) {
+  return e2e::run_dpone(dir, {"perf", "advise", "--last", "-m", "m.yaml", "--format", "json"});
+}
+
+TEST(PerfAdvise, MergeRewritingMostRowsOfAFullSourceSuggestsFullRefresh) {
+  e2e::Scratch s;
+  e2e::write_file(s / "m.yaml",
+                  "kind: dpone.batch.v1\nstreams:\n  - name: t\n    source: {connector: files, path: in.csv, incremental: full}\n"
+                  "    sink: {connector: sqlite, path: t.db, table: t, strategy: {mode: merge, unique_key: id}}\n");
+  std::string csv = "id,v\n";
+  for (int i = 1; i <= 200; ++i) csv += std::to_string(i) + ",x\n";
+  e2e::write_file(s / "in.csv", csv);
+  ASSERT_EQ(e2e::run_dpone(s.dir(), {"run", "m.yaml"}).exit_code, 0);
+  ASSERT_EQ(e2e::run_dpone(s.dir(), {"run", "m.yaml"}).exit_code, 0);
+  e2e::Result r = advise_last(s.dir());
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  auto advice = nlohmann::json::parse(r.out)["advice"];
+  ASSERT_EQ(advice.size(), 1u) << r.out;
+  EXPECT_EQ(advice[0]["rule"], "merge_touches_most_rows");
+  EXPECT_NE(advice[0]["evidence"].get<std::string>().find("inserted 0 and updated 200 of 200 target rows (100%)"),
+            std::string::npos) << r.out;
+}
+
+TEST(PerfAdvise, SmallBatchesOnALargeLoadAreNamedWithTheirCount) {
+  e2e::Scratch s;
+  e2e::write_file(s / "m.yaml",
+                  "kind: dpone.batch.v1\nstreams:\n  - name: t\n    source: {connector: files, path: in.csv}\n"
+                  "    sink: {connector: sqlite, path: t.db, table: t, strategy: {mode: append}}\n");
+  std::string csv = "id\n";
+  for (int i = 1; i <= 120000; ++i) csv += std::to_string(i) + "\n";
+  e2e::write_file(s / "in.csv", csv);
+  ASSERT_EQ(e2e::run_dpone(s.dir(), {"run", "m.yaml", "--batch-rows", "500"}).exit_code, 0);
+  e2e::Result r = advise_last(s.dir());
+  auto advice = nlohmann::json::parse(r.out)["advice"];
+  ASSERT_EQ(advice.size(), 1u) << r.out;
+  EXPECT_EQ(advice[0]["rule"], "batch_rows_small");
+  EXPECT_EQ(advice[0]["evidence"], "120000 rows moved in batches of 500 (240 batches)");
+  // A run with the default batch size draws no advice.
+  ASSERT_EQ(e2e::run_dpone(s.dir(), {"run", "m.yaml"}).exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(advise_last(s.dir()).out)["advice"].size(), 0u);
+}
+
+}  // namespace

@@ -6,6 +6,8 @@
 #include <random>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "core/util/failpoint.hpp"
 #include "harness.hpp"
 
@@ -286,6 +288,38 @@ TEST(Postgres, RunWithWrongPasswordFailsClearly) {
   EXPECT_NE(r.all().find("SOURCE_UNAVAILABLE"), std::string::npos) << r.all();
   EXPECT_NE(r.all().find("password authentication failed"), std::string::npos) << r.all();
   EXPECT_EQ(r.all().find(wrong), std::string::npos) << r.all();
+}
+
+}  // namespace
+
+namespace {
+
+// Issue 8: a large table loaded with one stream, the client mostly idle: perf advise
+// recommends a parallel read and quotes the run's own figures.
+TEST(PerfAdvise, LargeSingleStreamLoadRecommendsParallelismWithItsFigures) {
+  REQUIRE_PG();
+  auto env = pg_env();
+  PgSchema schema;
+  psql("CREATE TABLE " + schema.name() + ".big AS SELECT g AS id, md5(g::text) AS payload, (g % 1000)::numeric(12,2) AS amount "
+       "FROM generate_series(1, 1000000) g; ALTER TABLE " + schema.name() + ".big ADD PRIMARY KEY (id);");
+  Scratch s;
+  write_file(s / "m.yaml",
+             "kind: dpone.batch.v1\nstreams:\n  - name: big\n"
+             "    source: {connector: postgres, connection: pg, schema: " + schema.name() + ", table: big}\n"
+             "    sink: {connector: postgres, connection: pg, schema: " + schema.name() + ", table: big_copy, strategy: {mode: full_refresh}}\n");
+  Result run = run_dpone(s.dir(), {"run", "m.yaml"}, env);
+  ASSERT_EQ(run.exit_code, 0) << run.all();
+  Result r = run_dpone(s.dir(), {"perf", "advise", "--last", "-m", "m.yaml", "--format", "json"}, env);
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  json advice = json::parse(r.out)["advice"];
+  json record = json::parse(run_dpone(s.dir(), {"run-report", "--last", "-m", "m.yaml", "--format", "json"}).out);
+  const json& st = record["streams"][0];
+  ASSERT_GE(advice.size(), 1u) << r.out << "\ncpu_s=" << st["cpu_s"] << " duration_s=" << st["duration_s"];
+  EXPECT_EQ(advice[0]["rule"], "parallel_reads_for_large_table");
+  std::string evidence = advice[0]["evidence"];
+  EXPECT_NE(evidence.find("1000000 rows in " + fmt::format("{:.2f}", st["duration_s"].get<double>()) + "s wall"),
+            std::string::npos) << evidence;
+  EXPECT_NE(evidence.find(fmt::format("{:.2f}s of dpone CPU", st["cpu_s"].get<double>())), std::string::npos) << evidence;
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "core/util/time.hpp"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <ctime>
 #include <random>
@@ -35,6 +37,13 @@ std::string new_run_id() {
 
 double monotonic_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return secs(ru.ru_utime) + secs(ru.ru_stime);
 }
 
 }  // namespace dpone

@@ -11,5 +11,7 @@ std::string now_iso8601();
 std::string new_run_id();
 // Monotonic seconds since an arbitrary point, for durations.
 double monotonic_seconds();
+// User + system CPU seconds this process used so far (all threads).
+double process_cpu_seconds();
 
 }  // namespace dpone
