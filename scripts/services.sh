@@ -206,7 +206,8 @@ start_postgres() {
   fi
   as_pg "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -c \
     "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_AUTH_USER') THEN
-       CREATE ROLE $PG_AUTH_USER LOGIN PASSWORD '$PG_AUTH_PASSWORD'; END IF; END \$\$;" >/dev/null ||
+       CREATE ROLE $PG_AUTH_USER LOGIN PASSWORD '$PG_AUTH_PASSWORD'; END IF; END \$\$;
+     GRANT CREATE ON SCHEMA public TO $PG_AUTH_USER;" >/dev/null ||
     die "postgres: cannot create the test role $PG_AUTH_USER (see $PG_LOG)"
   pg_write_env "$PG_PORT"
   local mode="fsync off"

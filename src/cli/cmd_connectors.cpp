@@ -1,5 +1,6 @@
 // connectors list | describe. Both read only the module index and the file system:
 // no module is loaded.
+#include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -7,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "core/errors.hpp"
 #include "core/manifest/schema.hpp"
+#include "runtime/certify.hpp"
 #include "runtime/console.hpp"
 
 namespace dpone::cli {
@@ -64,6 +66,41 @@ void register_connector_commands(CLI::App& app, int* exit_code) {
                                        c["available"].get<bool>() ? c.value("summary", "") : c.value("reason", "")));
     }
     *exit_code = 0;
+  });
+
+  static std::string connection, manifest, output;
+  auto* certify_cmd = connectors->add_subcommand(
+      "certify", "Run the certification scenarios against a live connection; writes certification.json/.md");
+  certify_cmd->add_option("name", name, "Connector name")->required();
+  certify_cmd->add_option("--connection", connection, "Connection id (connections.yaml or DPONE_CONN_<ID>_*)")->required();
+  certify_cmd->add_option("-m,--manifest", manifest, "Manifest whose connections file to use (default ./connections.yaml)");
+  certify_cmd->add_option("-o,--output", output, "Folder for certification.json/.md (default certification/<name>)");
+  certify_cmd->callback([exit_code] {
+    ModuleLoader loader(ModuleLoader::default_module_dir());
+    const auto* d = loader.catalog().find(name);
+    if (!d) throw Error(ErrorCode::ConnectorUnknown, "unknown connector '" + name + "'", "see `dpone connectors list`");
+    CertifyOptions o;
+    o.connector = name;
+    o.connection = connection;
+    o.connections_file = std::filesystem::absolute(
+        manifest.empty() ? std::filesystem::path("connections.yaml") : connections_file_for(manifest));
+    char tmpl[] = "/tmp/dpone-certify-XXXXXX";
+    if (!mkdtemp(tmpl)) throw Error(ErrorCode::Internal, "cannot create a scratch folder under /tmp");
+    o.work_dir = tmpl;
+    o.dpone_binary = std::filesystem::read_symlink("/proc/self/exe");
+    Console::get().info(fmt::format("certifying {} on connection {} (scratch {})", name, connection, o.work_dir.string()));
+    auto results = certify(*d, o);
+    std::filesystem::path out = output.empty() ? std::filesystem::path("certification") / name : std::filesystem::path(output);
+    std::filesystem::create_directories(out);
+    std::ofstream(out / "certification.json") << certification_json(o, results).dump(2) << "\n";
+    std::ofstream(out / "certification.md") << certification_markdown(o, results);
+    bool failed = false;
+    for (const auto& r : results) {
+      Console::get().out(fmt::format("{:<18} {:<4}  {}", r.name, r.status, r.detail));
+      failed = failed || r.status == "FAIL";
+    }
+    Console::get().out(fmt::format("wrote {}/certification.json and certification.md", out.string()));
+    *exit_code = failed ? 1 : 0;
   });
 
   auto* describe = connectors->add_subcommand("describe", "Options, strategies and capabilities of one connector");

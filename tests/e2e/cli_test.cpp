@@ -424,3 +424,44 @@ TEST(PerfAdvise, SmallBatchesOnALargeLoadAreNamedWithTheirCount) {
 }
 
 }  // namespace
+
+namespace {
+
+// The connector contract: certification of the embedded connector passes with every
+// scenario PASS or a SKIP that says why, and writes both reports.
+TEST(Certify, SqlitePassesAndWritesReports) {
+  e2e::Scratch s;
+  e2e::write_file(s / "connections.yaml", "connections:\n  lite:\n    type: sqlite\n    path: " + (s / "lite.db").string() + "\n");
+  e2e::Result r = e2e::run_dpone(s.dir(), {"connectors", "certify", "sqlite", "--connection", "lite"});
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  auto cert = nlohmann::json::parse(e2e::read_file(s / "certification" / "sqlite" / "certification.json"));
+  EXPECT_TRUE(cert["passed"].get<bool>());
+  EXPECT_EQ(cert["counts"]["fail"], 0);
+  EXPECT_GE(cert["counts"]["pass"], 7) << cert.dump(2);
+  for (const auto& sc : cert["scenarios"]) {
+    if (sc["status"] == "SKIP") {
+      EXPECT_FALSE(sc["detail"].get<std::string>().empty()) << sc.dump();
+    }
+  }
+  EXPECT_NE(e2e::read_file(s / "certification" / "sqlite" / "certification.md").find("| round_trip | PASS |"),
+            std::string::npos);
+}
+
+// A deliberately broken connector (test-only switch: merge ignores updates) fails
+// certification, naming the scenario, and exits non-zero.
+TEST(Certify, BrokenConnectorFailsNamingTheScenario) {
+  e2e::Scratch s;
+  e2e::write_file(s / "connections.yaml", "connections:\n  lite:\n    type: sqlite\n    path: " + (s / "lite.db").string() + "\n");
+  e2e::Result r = e2e::run_dpone(s.dir(), {"connectors", "certify", "sqlite", "--connection", "lite"},
+                                 {{"DPONE_TEST_BROKEN_MERGE", "1"}});
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  auto cert = nlohmann::json::parse(e2e::read_file(s / "certification" / "sqlite" / "certification.json"));
+  EXPECT_FALSE(cert["passed"].get<bool>());
+  std::vector<std::string> failed;
+  for (const auto& sc : cert["scenarios"])
+    if (sc["status"] == "FAIL") failed.push_back(sc["scenario"]);
+  EXPECT_EQ(failed, std::vector<std::string>{"merge"}) << cert.dump(2);
+  EXPECT_NE(r.out.find("merge              FAIL"), std::string::npos) << r.out;
+}
+
+}  // namespace

@@ -323,3 +323,29 @@ TEST(PerfAdvise, LargeSingleStreamLoadRecommendsParallelismWithItsFigures) {
 }
 
 }  // namespace
+
+namespace {
+
+// Certification of the postgres connector against the test service, as the role that
+// authenticates by password (so wrong_credentials is observed, not skipped).
+TEST(Certify, PostgresPassesEveryScenario) {
+  REQUIRE_PG();
+  const char* user = std::getenv("DPONE_TEST_PG_AUTH_USER");
+  const char* pw = std::getenv("DPONE_TEST_PG_AUTH_PASSWORD");
+  ASSERT_TRUE(user && pw) << "the test service exports DPONE_TEST_PG_AUTH_USER/PASSWORD";
+  Scratch s;
+  auto env = pg_env();
+  write_file(s / "connections.yaml", "connections:\n  pg:\n    type: postgres\n    host: " + env["DPONE_CONN_PG_HOST"] +
+                                         "\n    port: " + env["DPONE_CONN_PG_PORT"] + "\n    user: " + user +
+                                         "\n    password: ${env:CERT_PG_PASSWORD}\n    dbname: " + env["DPONE_CONN_PG_DBNAME"] + "\n");
+  Result r = run_dpone(s.dir(), {"connectors", "certify", "postgres", "--connection", "pg"}, {{"CERT_PG_PASSWORD", pw}});
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  json cert = json::parse(read_file(s / "certification" / "postgres" / "certification.json"));
+  EXPECT_EQ(cert["counts"]["pass"], 8) << cert.dump(2);
+  EXPECT_EQ(cert["counts"]["skip"], 0) << cert.dump(2);
+  EXPECT_EQ(r.all().find(pw), std::string::npos) << "the password was printed";
+  psql("DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'dpone_cert_%' "
+       "LOOP EXECUTE 'DROP TABLE public.' || quote_ident(t); END LOOP; END $$;");
+}
+
+}  // namespace

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
@@ -893,6 +894,10 @@ class SqliteSink : public Sink {
                                      "AS t WHERE {})",
                                      stg, target, fmt::join(match, " AND "))});
         const std::string keys = join_quoted(strategy.unique_key);
+        // DPONE_TEST_BROKEN_MERGE=1 builds a deliberately wrong merge (updates ignored):
+        // the switch exists only so tests can show that `connectors certify` catches a
+        // broken connector and names the scenario. Never set it otherwise.
+        static const bool broken_for_tests = std::getenv("DPONE_TEST_BROKEN_MERGE") != nullptr;
         if (shape.key_unique) {
           std::vector<std::string> sets;
           for (const auto& c : source_schema.columns) {
@@ -902,7 +907,7 @@ class SqliteSink : public Sink {
             sets.push_back(
                 fmt::format("{} = excluded.{}", quote_ident(c.name), quote_ident(c.name)));
           }
-          std::string action = sets.empty()
+          std::string action = sets.empty() || broken_for_tests
                                    ? std::string("DO NOTHING")
                                    : fmt::format("DO UPDATE SET {}", fmt::join(sets, ", "));
           steps.push_back(
@@ -911,11 +916,14 @@ class SqliteSink : public Sink {
                                            target, cols, cols, stg, keys, action)});
         } else {
           std::string lhs = strategy.unique_key.size() == 1 ? keys : "(" + keys + ")";
-          steps.push_back(
-              {StepKind::Exec, fmt::format("DELETE FROM {} WHERE {} IN (SELECT {} FROM {})", target,
-                                           lhs, keys, stg)});
-          steps.push_back({StepKind::Exec, fmt::format("INSERT INTO {} ({}) SELECT {} FROM {}",
-                                                       target, cols, cols, stg)});
+          if (!broken_for_tests)
+            steps.push_back({StepKind::Exec, fmt::format("DELETE FROM {} WHERE {} IN (SELECT {} FROM {})",
+                                                         target, lhs, keys, stg)});
+          steps.push_back({StepKind::Exec,
+                           fmt::format("INSERT INTO {} ({}) SELECT {} FROM {}{}", target, cols, cols, stg,
+                                       broken_for_tests ? fmt::format(" WHERE {} NOT IN (SELECT {} FROM {})",
+                                                                      lhs, keys, target)
+                                                        : "")});
         }
         break;
       }
