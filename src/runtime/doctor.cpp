@@ -136,12 +136,23 @@ DoctorReport run_doctor(ModuleLoader& loader, const Manifest* manifest, const Co
     } catch (const Error& e) {
       report.checks.push_back(failed(group, label("source", src), e));
     }
-    // Sink: inspect the target (connects, reads the catalog and the row count).
+    // Sink: inspect the target (connects, reads the catalog and the row count), then
+    // prove the staging permission: stage an empty artifact of the source's schema and
+    // abort it, which creates and drops a staging object exactly as a run would.
     try {
       TargetInfo t = parts.sink->inspect();
       std::string detail = "reachable; target " + t.name + (t.exists ? " exists" : " does not exist yet (a run creates it)");
       if (t.rows) detail += fmt::format(", {} rows", *t.rows);
       report.checks.push_back({group, label("sink", snk), "ok", redact(detail), "", true});
+      try {
+        Schema schema = parts.source->discover();
+        StagedLoad staged = parts.sink->stage(InMemoryRows{schema, {}}, schema);
+        parts.sink->abort(staged);
+        report.checks.push_back({group, label("sink", snk) + " staging", "ok",
+                                 redact("created and dropped staging " + staged.staging_name), "", true});
+      } catch (const Error& e) {
+        report.checks.push_back(failed(group, label("sink", snk) + " staging", e));
+      }
     } catch (const Error& e) {
       report.checks.push_back(failed(group, label("sink", snk), e));
     }
