@@ -12,6 +12,7 @@ PACKAGES=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev time
   postgresql-15 postgresql-client-15 libpq-dev
+  chromium   # headless browser: the run-report HTML screenshot test
 )
 
 missing=()

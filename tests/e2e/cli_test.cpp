@@ -465,3 +465,49 @@ TEST(Certify, BrokenConnectorFailsNamingTheScenario) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 8: the HTML report opens in headless Chromium; the screenshot is saved under the
+// build folder (report-screenshot.png) and the rendered page holds the timeline and tables.
+TEST(RunReport, HtmlRendersInHeadlessChromium) {
+  const char* chromium = "/usr/bin/chromium";
+  if (!e2e::fs::exists(chromium)) {
+    if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES")) FAIL() << "chromium missing: scripts/install-deps.sh installs it";
+    GTEST_SKIP() << "chromium not installed";
+  }
+  e2e::Scratch s;
+  copy_quickstart(s.dir());
+  ASSERT_EQ(e2e::run_dpone(s.dir(), {"run", "manifest.yaml"}).exit_code, 0);
+  add_quickstart_day2(s.dir());
+  ASSERT_EQ(e2e::run_dpone(s.dir(), {"run", "manifest.yaml"}).exit_code, 0);
+  ASSERT_EQ(e2e::run_dpone(s.dir(), {"run-report", "--last", "-m", "manifest.yaml", "--format", "html", "-o", "r.html"}).exit_code, 0);
+  e2e::fs::path shot = e2e::fs::path(DPONE_BIN).parent_path().parent_path() / "report-screenshot.png";
+  e2e::fs::remove(shot);
+  std::string flags = " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking"
+                      " --disable-component-update --disable-sync --user-data-dir=" + (s / "chrome-profile").string();
+  std::string url = "file://" + (s / "r.html").string();
+  ASSERT_EQ(std::system(("timeout 120 " + std::string(chromium) + flags + " --window-size=1200,1600 --screenshot=" +
+                         shot.string() + " " + url + " >/dev/null 2>&1").c_str()), 0);
+  std::string png = e2e::read_file(shot);
+  ASSERT_GT(png.size(), 20000u) << "screenshot too small to hold the report";
+  ASSERT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  auto be32 = [&](size_t at) {
+    return (static_cast<unsigned>(static_cast<unsigned char>(png[at])) << 24) |
+           (static_cast<unsigned>(static_cast<unsigned char>(png[at + 1])) << 16) |
+           (static_cast<unsigned>(static_cast<unsigned char>(png[at + 2])) << 8) |
+           static_cast<unsigned>(static_cast<unsigned char>(png[at + 3]));
+  };
+  EXPECT_EQ(be32(16), 1200u);  // IHDR width
+  EXPECT_EQ(be32(20), 1600u);  // IHDR height
+  // What the browser rendered: the DOM after layout, with the timeline and the tables.
+  std::string dom_file = (s / "dom.html").string();
+  ASSERT_EQ(std::system(("timeout 120 " + std::string(chromium) + flags + " --dump-dom " + url + " > " + dom_file +
+                         " 2>/dev/null").c_str()), 0);
+  std::string dom = e2e::read_file(dom_file);
+  for (std::string needle : {"<h3>Timeline</h3>", "class=\"seg\"", "<h3>Schema changes</h3>", "<h3>Gates</h3>",
+                             "<h3>State</h3>", "add column loyalty_tier"})
+    EXPECT_NE(dom.find(needle), std::string::npos) << needle;
+}
+
+}  // namespace

@@ -349,3 +349,46 @@ TEST(Certify, PostgresPassesEveryScenario) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 8: `dpone plan` on a PostgreSQL stream changes nothing anywhere (source, target,
+// state and the schema's tables are checksummed before and after), and the DDL it lists
+// is exactly the DDL the following run executes.
+TEST(Plan, PostgresPlanChangesNothingAndListsTheDdlTheRunExecutes) {
+  REQUIRE_PG();
+  auto env = pg_env();
+  PgSchema schema;
+  const std::string sc = schema.name();
+  psql("CREATE TABLE " + sc + ".src (id bigint PRIMARY KEY, name text); INSERT INTO " + sc +
+       ".src VALUES (1, 'a'), (2, 'b'), (3, 'c');");
+  Scratch s;
+  write_file(s / "m.yaml",
+             "kind: dpone.batch.v1\nstreams:\n  - name: p\n"
+             "    source: {connector: postgres, connection: pg, schema: " + sc + ", table: src, incremental: xmin}\n"
+             "    sink: {connector: postgres, connection: pg, schema: " + sc + ", table: dst, strategy: {mode: merge, unique_key: id}}\n");
+  ASSERT_EQ(run_dpone(s.dir(), {"run", "m.yaml"}, env).exit_code, 0);
+  psql("ALTER TABLE " + sc + ".src ADD COLUMN extra text; UPDATE " + sc + ".src SET extra = 'x', name = 'B' WHERE id = 2;");
+  auto snapshot = [&] {
+    return psql("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM " + sc + ".src t;") +
+           psql("SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM " + sc + ".dst t;") +
+           psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = '" + sc + "';") +
+           psql("SELECT count(*) FROM " + sc + ".__dpone__loads;") + read_file(s / ".dpone" / "state.db");
+  };
+  std::string before = snapshot();
+  Result plan = run_dpone(s.dir(), {"plan", "m.yaml", "--format", "json"}, env);
+  ASSERT_EQ(plan.exit_code, 0) << plan.all();
+  EXPECT_EQ(snapshot(), before) << "plan changed something";
+  json p = json::parse(plan.out)["streams"][0];
+  ASSERT_EQ(p["schema"]["ddl"].size(), 1u) << p.dump(2);
+  EXPECT_NE(p["schema"]["ddl"][0].get<std::string>().find("ADD COLUMN \"extra\""), std::string::npos) << p.dump(2);
+  EXPECT_EQ(p["schema"]["decision"], "apply");
+  EXPECT_FALSE(p["steps"].empty());
+  Result run = run_dpone(s.dir(), {"run", "m.yaml"}, env);
+  ASSERT_EQ(run.exit_code, 0) << run.all();
+  json rec = json::parse(run_dpone(s.dir(), {"run-report", "--last", "-m", "m.yaml", "--format", "json"}).out);
+  EXPECT_EQ(rec["streams"][0]["schema"]["ddl"], p["schema"]["ddl"]);
+  EXPECT_EQ(psql("SELECT id, name, extra FROM " + sc + ".dst ORDER BY id;"), "1,a,\\N\n2,B,x\n3,c,\\N\n");
+}
+
+}  // namespace
