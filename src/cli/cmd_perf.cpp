@@ -28,11 +28,7 @@ void register_perf_commands(CLI::App& app, int* exit_code) {
     auto runs = runs_dir(std::filesystem::absolute(file).parent_path());
     nlohmann::json record = read_run_record(runs, last ? "" : run_id);
     ModuleLoader loader(ModuleLoader::default_module_dir());
-    auto has_parallel = [&](const std::string& connector) {
-      const auto* d = loader.catalog().find(connector);
-      return d && d->source_options().contains("parallel");
-    };
-    auto advice = advise(record, list_run_records(runs), has_parallel);
+    auto advice = advise(record, list_run_records(runs), loader.catalog());
     if (format == "json") {
       nlohmann::json arr = nlohmann::json::array();
       for (const auto& a : advice) arr.push_back(a.to_json());

@@ -32,8 +32,18 @@ json Advice::to_json() const {
   return {{"stream", stream}, {"rule", rule}, {"recommendation", recommendation}, {"evidence", evidence}};
 }
 
-std::vector<Advice> advise(const json& record, const std::vector<json>& history,
-                           const std::function<bool(const std::string&)>& has_parallel_reads) {
+std::vector<Advice> advise(const json& record, const std::vector<json>& history, const ConnectorCatalog& catalog) {
+  auto has_parallel_reads = [&](const std::string& connector) {
+    const auto* d = catalog.find(connector);
+    return d && d->source_options().contains("parallel");
+  };
+  auto declares_produce = [&](const std::string& connector, const std::string& spec) {
+    const auto* d = catalog.find(connector);
+    if (!d) return false;
+    for (const auto& p : d->json.value("source", json::object()).value("produces", json::array()))
+      if (p.is_string() && p.get<std::string>() == spec) return true;
+    return false;
+  };
   std::vector<Advice> out;
   for (const auto& s : record.value("streams", json::array())) {
     if (s.value("status", "") != "succeeded") continue;
@@ -93,7 +103,25 @@ std::vector<Advice> advise(const json& record, const std::vector<json>& history,
                      fmt::format("{} rows moved in batches of {} ({} batches)", staged, batch, (staged + batch - 1) / batch)});
     }
 
-    // 4. Throughput below what the same stream and path reached before.
+    // 4. The sink's preferred (native) input was not used: the runtime fell back to a
+    //    later choice because the source did not offer it for this stream.
+    const json artifact = s.value("artifact", json::object());
+    const json accepts = artifact.value("sink_accepts", json::array());
+    const std::string source_connector = s.value("source", json::object()).value("connector", "");
+    if (!accepts.empty() && accepts[0].is_string() &&
+        accepts[0].get<std::string>() != artifact.value("sink_receives", "") &&
+        declares_produce(source_connector, accepts[0].get<std::string>())) {
+      out.push_back({name, "native_path_not_taken",
+                     "the sink's native input " + accepts[0].get<std::string>() + " was not used although the " +
+                         source_connector +
+                         " source can produce it: it did not offer it for this stream (see the connector's docs "
+                         "for when it does, e.g. compatible column types); matching it skips decoding rows",
+                     fmt::format("sink accepts {}; source offered {}; chosen: {} ({})", accepts.dump(),
+                                 artifact.value("source_offers", json::array()).dump(),
+                                 artifact.value("sink_receives", ""), artifact.value("reason", ""))});
+    }
+
+    // 5. Throughput below what the same stream and path reached before.
     double rate = stage_rate(s);
     std::string path = s.value("artifact", json::object()).value("sink_receives", "");
     if (rate > 0 && staged >= 10'000) {

@@ -3,11 +3,12 @@
 // a rule that lacks its figures in the record says nothing.
 #pragma once
 
-#include <functional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "core/connector/catalog.hpp"
 
 namespace dpone {
 
@@ -21,8 +22,8 @@ struct Advice {
 
 // `record` is the run to advise on; `history` holds earlier records of the same project
 // (newest first, may include `record` itself), for throughput comparisons.
-// `has_parallel_reads(connector)` says whether a source connector declares `parallel`.
+// `catalog` answers what connectors declare (parallel reads, formats they produce).
 std::vector<Advice> advise(const nlohmann::json& record, const std::vector<nlohmann::json>& history,
-                           const std::function<bool(const std::string&)>& has_parallel_reads);
+                           const ConnectorCatalog& catalog);
 
 }  // namespace dpone

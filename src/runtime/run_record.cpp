@@ -107,6 +107,13 @@ std::string prometheus_metrics(const json& r) {
     for (const auto& p : s.value("phases", json::array()))
       out += fmt::format("dpone_phase_duration_seconds{{run_id=\"{}\",stream=\"{}\",phase=\"{}\"}} {}\n", run,
                          metric_label(s.value("stream", "")), p.value("name", ""), p.value("duration_s", 0.0));
+  metric("dpone_stream_rows_per_second", "Staged rows per second of wall time of the stream", "gauge");
+  for (const auto& s : r.value("streams", json::array())) {
+    const double wall = s.value("duration_s", 0.0);
+    const auto staged = s.value("rows", json::object()).value("staged", int64_t{0});
+    out += fmt::format("dpone_stream_rows_per_second{{run_id=\"{}\",stream=\"{}\"}} {:.1f}\n", run,
+                       metric_label(s.value("stream", "")), wall > 0 ? staged / wall : 0.0);
+  }
   metric("dpone_stream_success", "1 if the stream succeeded or had no new data", "gauge");
   for (const auto& s : r.value("streams", json::array()))
     out += fmt::format("dpone_stream_success{{run_id=\"{}\",stream=\"{}\"}} {}\n", run,
