@@ -1,7 +1,8 @@
 // The postgres sink: staged loads into a table.
 //
 //   stage    -> CREATE UNLOGGED TABLE "<table>__dpone_stg_<run>" (no constraints), then
-//               one COPY ... FROM STDIN in text format, fed batch by batch
+//               one COPY ... FROM STDIN in text format, fed batch by batch, or, for a
+//               pg_copy_text byte stream (pass-through), with the source's bytes as is
 //   check    -> not_null / unique as SQL on the staging table
 //   promote  -> BEGIN; evolution DDL; strategy; receipt row in <schema>.__dpone__loads;
 //               drop staging; COMMIT. Any failure rolls all of it back.
@@ -17,6 +18,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "connectors/postgres/pg_connector.hpp"
@@ -140,8 +142,11 @@ class PgSink : public Sink {
     return info;
   }
 
+  // pg_copy_text first: a postgres source that offers it (pass-through) is staged
+  // without decoding or re-encoding a single row.
   std::vector<ArtifactSpec> accepts() const override {
-    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
+    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText},
+            ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
   }
 
   std::vector<std::string> render_ddl(const Schema& source_schema,
@@ -446,16 +451,19 @@ class PgSink : public Sink {
       throw Error(ErrorCode::Internal, fmt::format("{}: nothing to stage: no columns", where_));
     }
     BatchReader* reader = nullptr;
+    ByteReader* copy_text = nullptr;
     InMemoryRows* in_memory = nullptr;
     if (auto* rows = std::get_if<StreamingRows>(&artifact)) {
       if (rows->format == WireFormat::RecordBatch) reader = rows->batches.get();
+      if (rows->format == WireFormat::PgCopyText) copy_text = rows->bytes.get();
     } else {
       in_memory = std::get_if<InMemoryRows>(&artifact);
     }
-    if (!reader && !in_memory) {
+    if (!reader && !in_memory && !copy_text) {
       throw Error(ErrorCode::Internal,
-                  fmt::format("{} cannot stage {}: it accepts streaming_rows/record_batch", where_,
-                              spec_of(artifact).to_string()));
+                  fmt::format("{} cannot stage {}: it accepts streaming_rows/pg_copy_text and "
+                              "streaming_rows/record_batch",
+                              where_, spec_of(artifact).to_string()));
     }
     PgConnection& db = handle(ErrorCode::StageFailed);
     check_schema(db);
@@ -466,6 +474,18 @@ class PgSink : public Sink {
         fmt::format("COPY {} ({}) FROM STDIN", qualified(stg), join_quoted(source_schema.names())));
     StagedLoad staged;
     staged.staging_name = stg;
+    if (copy_text) {
+      try {
+        pass_through(db, *copy_text, staged);
+      } catch (...) {
+        db.copy_in_abort();
+        throw;
+      }
+      db.copy_in_end();
+      db.exec("ANALYZE " + qualified(stg));
+      staged.details = {{"target", db.target()}, {"schema", schema_}, {"table", stg}};
+      return staged;
+    }
     const size_t ncols = source_schema.columns.size();
     std::string buffer;
     auto write = [&](const RecordBatch& batch) {
@@ -510,6 +530,34 @@ class PgSink : public Sink {
     db.exec("ANALYZE " + qualified(stg));
     staged.details = {{"target", db.target()}, {"schema", schema_}, {"table", stg}};
     return staged;
+  }
+
+  // Pass-through: the source's COPY text goes to COPY FROM STDIN as it comes, in reads
+  // of kCopyChunk bytes. COPY text escapes newlines inside values (\n), so every raw
+  // '\n' ends one row; a last row without its '\n' counts too. staged.bytes counts
+  // the COPY text. on_progress after the first read and then every kProgressRows rows.
+  void pass_through(PgConnection& db, ByteReader& in, StagedLoad& staged) {
+    constexpr int64_t kProgressRows = 65536;
+    std::string buffer(kCopyChunk, '\0');
+    int64_t next_report = 0;
+    char last = '\n';
+    while (size_t n = in.read(buffer.data(), buffer.size())) {
+      const char* p = buffer.data();
+      const char* end = p + n;
+      while ((p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p))))) {
+        ++staged.rows;
+        ++p;
+      }
+      last = buffer[n - 1];
+      staged.bytes += static_cast<int64_t>(n);
+      db.copy_in_put(std::string_view(buffer.data(), n));
+      if (on_progress_ && staged.rows >= next_report) {
+        on_progress_(staged.rows, staged.bytes);
+        next_report = staged.rows + kProgressRows;
+      }
+    }
+    if (last != '\n') ++staged.rows;
+    if (on_progress_) on_progress_(staged.rows, staged.bytes);
   }
 
   // --- names ----------------------------------------------------------------------

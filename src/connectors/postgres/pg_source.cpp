@@ -1,7 +1,8 @@
 // The postgres source: a table (or one SELECT) read in full, by a cursor column, or by
 // transaction id (xmin), always through COPY (SELECT ...) TO STDOUT in text format,
 // decoded row by row into RecordBatches of ExtractOptions::batch_rows rows (memory is
-// bounded by one batch plus libpq's one-row buffer).
+// bounded by one batch plus libpq's one-row buffer), or, for a sink that takes
+// pg_copy_text (pass-through), handed on as the raw COPY bytes without decoding.
 //
 // Windows:
 //   full   - everything; no position.
@@ -23,6 +24,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <set>
 
 #include "connectors/postgres/pg_connector.hpp"
@@ -123,6 +125,50 @@ class PgBatchReader : public BatchReader {
   std::string cell_;
   int64_t row_ = 0;
   bool done_ = false;
+};
+
+// Pass-through (README.md "Pass-through"): the COPY OUT data rows as they come, one
+// after another, never decoded. Memory: libpq's current row plus the caller's buffer.
+class PgCopyTextReader : public ByteReader {
+ public:
+  PgCopyTextReader(std::shared_ptr<PgConnection> conn, const std::string& copy_sql,
+                   bool commit_at_end)
+      : conn_(std::move(conn)), commit_at_end_(commit_at_end) {
+    conn_->copy_out_start(copy_sql);
+  }
+
+  size_t read(char* buffer, size_t size) override {
+    size_t n = 0;
+    while (n < size) {
+      if (pending_.empty()) {
+        if (done_) break;
+        // pending_ views libpq's row buffer, valid until the next copy_out_row().
+        if (!conn_->copy_out_row(pending_)) {
+          pending_ = {};
+          done_ = true;
+          if (commit_at_end_) conn_->exec("COMMIT");
+          break;
+        }
+        continue;
+      }
+      size_t k = std::min(size - n, pending_.size());
+      std::memcpy(buffer + n, pending_.data(), k);
+      pending_.remove_prefix(k);
+      n += k;
+    }
+    return n;
+  }
+
+ private:
+  std::shared_ptr<PgConnection> conn_;
+  bool commit_at_end_;
+  std::string_view pending_;
+  bool done_ = false;
+};
+
+class EmptyByteReader : public ByteReader {
+ public:
+  size_t read(char*, size_t) override { return 0; }
 };
 
 class EmptyBatchReader : public BatchReader {
@@ -294,26 +340,42 @@ class PgSource : public Source {
     return schema;
   }
 
+  // pg_copy_text first (pass-through, README.md "Pass-through") when discover() has run
+  // and every column's server text is valid COPY input for the staging type the postgres
+  // sink declares for it, with the value the record-batch path would load
+  // (pg::copy_text_passes_through); otherwise record batches only.
   std::vector<ArtifactSpec> produces() const override {
-    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
+    const ArtifactSpec batches{ArtifactKind::StreamingRows, WireFormat::RecordBatch};
+    if (!schema_) return {batches};
+    for (const auto& c : columns_) {
+      if (!pg::copy_text_passes_through(c.pg)) return {batches};
+    }
+    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText}, batches};
   }
 
   Artifact extract(const Window& window, const ArtifactSpec& spec,
                    const ExtractOptions& options) override {
-    if (spec.kind != ArtifactKind::StreamingRows || spec.format != WireFormat::RecordBatch) {
-      throw Error(ErrorCode::Internal,
-                  fmt::format("{} cannot produce {}; it produces streaming_rows/record_batch",
-                              where_, spec.to_string()));
-    }
+    const bool bytes = spec == ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText};
     Schema schema = discover();
+    const auto offered = produces();
+    if (std::find(offered.begin(), offered.end(), spec) == offered.end()) {
+      std::vector<std::string> names;
+      for (const auto& s : offered) names.push_back(s.to_string());
+      throw Error(ErrorCode::Internal, fmt::format("{} cannot produce {}; it produces {}", where_,
+                                                   spec.to_string(), fmt::join(names, ", ")));
+    }
     StreamingRows out;
-    out.format = WireFormat::RecordBatch;
+    out.format = spec.format;
     if (window.empty) {
       if (xmin_txn_) {
         conn_->exec("COMMIT");
         xmin_txn_ = false;
       }
-      out.batches = std::make_unique<EmptyBatchReader>(std::move(schema));
+      if (bytes) {
+        out.bytes = std::make_unique<EmptyByteReader>();
+      } else {
+        out.batches = std::make_unique<EmptyBatchReader>(std::move(schema));
+      }
       return out;
     }
     std::vector<std::string> exprs;
@@ -334,6 +396,10 @@ class PgSource : public Source {
     std::shared_ptr<PgConnection> conn = std::move(conn_);
     bool commit = xmin_txn_;
     xmin_txn_ = false;
+    if (bytes) {
+      out.bytes = std::make_unique<PgCopyTextReader>(std::move(conn), copy, commit);
+      return out;
+    }
     out.batches = std::make_unique<PgBatchReader>(std::move(conn), copy, columns_,
                                                   std::move(schema), options.batch_rows, commit,
                                                   fmt::format("{} ({})", where_, object_));

@@ -177,6 +177,31 @@ std::string declared_type(const LogicalType& type) {
   return "text";
 }
 
+bool copy_text_passes_through(const PgColumnType& t) {
+  const TypeId id = t.type.id;
+  switch (t.read) {
+    case ReadKind::Text:
+      return true;  // canonical text == the server's text
+    case ReadKind::Bool:
+      return id == TypeId::Bool;
+    case ReadKind::Float32:
+      return id == TypeId::Float32;
+    case ReadKind::Float64:
+      return id == TypeId::Float64;
+    case ReadKind::Decimal:
+      return id == TypeId::Decimal;
+    case ReadKind::Date:
+      return id == TypeId::Date;
+    case ReadKind::Timestamp:
+      return id == TypeId::Timestamp && !t.type.tz;
+    case ReadKind::TimestampTz:
+      return id == TypeId::Timestamp && t.type.tz;
+    case ReadKind::Bytea:
+      return id == TypeId::Bytes;
+  }
+  return false;
+}
+
 std::string format_double(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";

@@ -46,6 +46,18 @@ std::string declared_type(const LogicalType& type);
 // Throws Error(TypeMismatch) naming the value when canonical text cannot hold it.
 void append_canonical(std::string& out, ReadKind kind, std::string_view pg);
 
+// Pass-through rule: may the source hand this column's COPY text (as the server prints
+// it in dpone's session settings, through to_json() for arrays) straight to a postgres
+// sink? True when the staging column the sink declares for `type.type`
+// (declared_type) reads that text as the same value the canonical text of the
+// record-batch path gives: identity reads (ReadKind::Text) always; the rewriting reads
+// only paired with the logical type map_pg_type gives them (t/f into boolean, float
+// text into real/double, padded numeric into numeric(p,s), ISO dates and timestamps
+// into date/timestamp(p), "+00" offsets into timestamptz, hex bytea into bytea).
+// Any other pairing (a future mapping that changes the value's form) is false, and the
+// source then offers record batches only.
+bool copy_text_passes_through(const PgColumnType& type);
+
 // --- COPY text format ---------------------------------------------------------------
 
 // Appends `value` escaped for COPY text format (\\ \t \n \r).

@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <sstream>
 
@@ -28,6 +30,11 @@ using dpone::pg::PgConnection;
 using nlohmann::json;
 
 namespace {
+
+const dpone::ArtifactSpec kBatches{dpone::ArtifactKind::StreamingRows,
+                                   dpone::WireFormat::RecordBatch};
+const dpone::ArtifactSpec kCopyText{dpone::ArtifactKind::StreamingRows,
+                                    dpone::WireFormat::PgCopyText};
 
 using Cell = std::optional<std::string>;
 using Row = std::vector<Cell>;
@@ -158,7 +165,11 @@ class PostgresTest : public ::testing::Test {
     ctx.options = json{{"table", table}, {"schema", schema_}};
     ctx.connection = &conn_;
     ctx.diagnostics = &diag_;
-    ctx.on_progress = [this](int64_t rows, int64_t) { progress_.push_back(rows); };
+    ctx.on_progress = [this](int64_t rows, int64_t) {
+      progress_.push_back(rows);
+      if (throw_on_progress_)
+        throw Error(ErrorCode::FailpointTriggered, "test: failpoint during_stage");
+    };
     return dpone::make_postgres_sink(ctx);
   }
 
@@ -181,7 +192,7 @@ class PostgresTest : public ::testing::Test {
     if (schema_out) *schema_out = schema;
     dpone::ExtractOptions eo;
     eo.batch_rows = batch_rows;
-    auto rows = drain(src->extract(w, src->produces()[0], eo));
+    auto rows = drain(src->extract(w, kBatches, eo));
     position = src->next_position(w);
     if (window_out) *window_out = w;
     return rows;
@@ -223,11 +234,48 @@ class PostgresTest : public ::testing::Test {
 
   int64_t count(const std::string& sql) { return db_->query_int64(sql); }
 
+  // Source table -> new target table `to` through `spec`, as the runtime does it
+  // (plan_window, discover, produces, extract, stage, promote as append).
+  dpone::StagedLoad copy_table(const std::string& from, const std::string& to,
+                               const dpone::ArtifactSpec& spec, const std::string& run_id) {
+    auto src = source(json{{"table", from}});
+    auto w = src->plan_window(nullptr);
+    Schema schema = src->discover();
+    auto offered = src->produces();
+    EXPECT_NE(std::find(offered.begin(), offered.end(), spec), offered.end()) << spec.to_string();
+    dpone::ExtractOptions eo;
+    eo.batch_rows = 2;
+    auto artifact = src->extract(w, spec, eo);
+    EXPECT_EQ(dpone::spec_of(artifact), spec);
+    auto s = sink(to, run_id);
+    SchemaChange create;
+    create.kind = ChangeKind::CreateTable;
+    create.safe = true;
+    auto staged = s->stage(std::move(artifact), schema);
+    dpone::PromoteRequest req;
+    req.strategy = strategy(StrategyMode::Append);
+    req.changes = {&create};
+    req.source_schema = schema;
+    req.receipt.stream = "s_" + to;
+    req.receipt.run_id = run_id;
+    req.receipt.rows = staged.rows;
+    auto r = s->promote(staged, req);
+    EXPECT_EQ(r.inserted, staged.rows);
+    return staged;
+  }
+
+  // Rows of schema_.a missing from schema_.b (EXCEPT ALL, so duplicates count).
+  int64_t missing(const std::string& a, const std::string& b) {
+    return count("SELECT count(*) FROM (SELECT * FROM " + schema_ + "." + a +
+                 " EXCEPT ALL SELECT * FROM " + schema_ + "." + b + ") AS d");
+  }
+
   ResolvedConnection conn_;
   std::string schema_;
   std::unique_ptr<PgConnection> db_;
   dpone::Diagnostics diag_;
   std::vector<int64_t> progress_;
+  bool throw_on_progress_ = false;
 };
 
 // --- pure codec tests (no server) ------------------------------------------------------
@@ -347,6 +395,217 @@ TEST_F(PostgresTest, TypeRoundTripWithEdgeValues) {
   EXPECT_EQ(again[0][18], Cell("{\"b\": 1}"));
 }
 
+// --- pass-through (pg_copy_text) --------------------------------------------------------
+
+TEST(PgTypes, EveryMappedTypePassesThrough) {
+  using dpone::pg::map_pg_type;
+  const std::vector<std::pair<const char*, char>> types = {
+      {"boolean", 'B'},
+      {"smallint", 'N'},
+      {"integer", 'N'},
+      {"bigint", 'N'},
+      {"numeric(38,10)", 'N'},
+      {"numeric", 'N'},
+      {"real", 'N'},
+      {"double precision", 'N'},
+      {"text", 'S'},
+      {"character varying(10)", 'S'},
+      {"character(3)", 'S'},
+      {"date", 'D'},
+      {"time without time zone", 'D'},
+      {"timestamp(3) without time zone", 'D'},
+      {"timestamp with time zone", 'D'},
+      {"uuid", 'U'},
+      {"json", 'U'},
+      {"jsonb", 'U'},
+      {"bytea", 'U'},
+      {"interval", 'T'},
+      {"integer[]", 'A'},
+      {"mood", 'E'},
+      {"inet", 'I'},
+  };
+  for (auto [f, cat] : types) {
+    EXPECT_TRUE(dpone::pg::copy_text_passes_through(map_pg_type(f, cat))) << f;
+  }
+  // A rewriting read paired with a type whose input would not give the same value.
+  auto odd = map_pg_type("bytea", 'U');
+  odd.type = LogicalType::of(TypeId::String);
+  EXPECT_FALSE(dpone::pg::copy_text_passes_through(odd));
+  auto tz = map_pg_type("timestamp with time zone", 'D');
+  tz.type.tz = false;
+  EXPECT_FALSE(dpone::pg::copy_text_passes_through(tz));
+}
+
+TEST_F(PostgresTest, PassThroughLoadsExactlyWhatRecordBatchesLoad) {
+  db_->exec("SET search_path = " + schema_);
+  db_->exec("CREATE TYPE mood AS ENUM ('sad', 'happy')");
+  db_->exec(
+      "CREATE TABLE src (id int PRIMARY KEY, b boolean, i2 smallint, i4 integer, i8 bigint, "
+      "n numeric(38,10), nu numeric, f4 real, f8 double precision, t text, vc varchar(10), "
+      "ch char(3), d date, tm time, ts timestamp, ts3 timestamp(3), tz timestamptz, "
+      "tz0 timestamptz(0), u uuid, j json, jb jsonb, by bytea, iv interval, arr int[], "
+      "tarr text[], m mood)");
+  db_->exec(
+      "INSERT INTO src VALUES "
+      "(1, true, -32768, -2147483648, -9223372036854775808, "
+      "'-1234567890123456789012345678.0123456789', '1e-30', 'NaN', 'Infinity', '', "
+      "E'tab\\there', 'ab', '0001-01-01', '00:00:00', '0001-01-01 00:00:00', "
+      "'9999-12-31 23:59:59.999', '0001-01-01 00:00:00+00', '2026-11-01 10:00:00.4+05:30', "
+      "'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{\"a\":  [1, 2]}', '{\"b\": 1, \"a\": \"x\"}', "
+      "'\\x00ff0001'::bytea, '1 day 02:00:00', '{1,NULL,3}', ARRAY[E'a\\tb', NULL, '\\\\N'], "
+      "'sad'), "
+      "(2, false, 32767, 2147483647, 9223372036854775807, '0.5', '-0.000', '-Infinity', "
+      "'1.5e-07', E'line\\nbreak \\\\ back\\\\slash \\r cr \\b\\f\\v ünïcødé ✓ 🙂', '\\N', "
+      "NULL, '9999-12-31', '23:59:59.999999', '294276-12-31 23:59:59.999999', "
+      "'2026-11-01 10:00:00', '2026-11-01 12:00:00.123456+02', '1970-01-01 00:00:00+00', "
+      "NULL, 'null', '[]', '\\x'::bytea, '-3 mons', '{}', '{}', 'happy'), "
+      "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+      "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL), "
+      "(4, false, 0, 0, 0, '99999999999999999999999999.9999999999', 'NaN', '-0', "
+      "'-1.7976931348623157e308', E'\\\\', '\\.', '   ', '2000-02-29', '12:00:00.5', "
+      "'2000-02-29 12:00:00.000001', '2000-01-01 00:00:00.001', '1999-12-31 23:59:59.999999-12', "
+      "'2038-01-19 03:14:08+00', '00000000-0000-0000-0000-000000000000', '\"\\u00e9\"', "
+      "'\"\\u00e9\\n\"', '\\x0a090d5c00'::bytea, '00:00:00', '{{1,2},{3,4}}', "
+      "ARRAY[E'line\\nnext', '\"q\"'], NULL)");
+
+  // Both paths on offer, pass-through first; the sink prefers it too.
+  auto src = source(json{{"table", "src"}});
+  src->plan_window(nullptr);
+  src->discover();
+  EXPECT_EQ(src->produces(), (std::vector<dpone::ArtifactSpec>{kCopyText, kBatches}));
+  EXPECT_EQ(sink("x", "r0")->accepts(), (std::vector<dpone::ArtifactSpec>{kCopyText, kBatches}));
+  // Before discover() the source cannot know: record batches only.
+  EXPECT_EQ(source(json{{"table", "src"}})->produces(), std::vector<dpone::ArtifactSpec>{kBatches});
+
+  auto via_batches = copy_table("src", "via_batches", kBatches, "rb");
+  progress_.clear();
+  auto via_bytes = copy_table("src", "via_bytes", kCopyText, "pt");
+  EXPECT_EQ(via_batches.rows, 4);
+  EXPECT_EQ(via_bytes.rows, 4);  // newlines inside values are escaped: 4 rows, not more
+  EXPECT_GT(via_bytes.bytes, 100);
+  ASSERT_FALSE(progress_.empty());
+  EXPECT_EQ(progress_.back(), 4);
+  EXPECT_EQ(count("SELECT count(*) FROM via_bytes"), 4);
+  EXPECT_EQ(missing("via_batches", "via_bytes"), 0);
+  EXPECT_EQ(missing("via_bytes", "via_batches"), 0);
+  // Column by column as the server prints them, too.
+  EXPECT_EQ(table_rows("via_bytes"), table_rows("via_batches"));
+  // And the values are the source's.
+  EXPECT_EQ(count("SELECT count(*) FROM src s JOIN via_bytes v USING (id) WHERE "
+                  "s.t IS NOT DISTINCT FROM v.t AND s.by IS NOT DISTINCT FROM v.by AND "
+                  "s.n IS NOT DISTINCT FROM v.n AND s.f8 IS NOT DISTINCT FROM v.f8 AND "
+                  "s.f4 IS NOT DISTINCT FROM v.f4 AND s.ts IS NOT DISTINCT FROM v.ts AND "
+                  "s.tz IS NOT DISTINCT FROM v.tz AND s.vc IS NOT DISTINCT FROM v.vc AND "
+                  "s.nu::text IS NOT DISTINCT FROM v.nu"),
+            4);
+  EXPECT_EQ(count("SELECT count(*) FROM via_bytes WHERE t = '' AND id = 1"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM via_bytes WHERE t IS NULL AND id = 3"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM via_bytes WHERE vc = '\\N' AND id = 2"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM via_bytes WHERE by = '\\x0a090d5c00'::bytea"), 1);
+  EXPECT_EQ(count("SELECT count(*) FROM pg_tables WHERE schemaname = '" + schema_ +
+                  "' AND tablename LIKE '%dpone_stg%'"),
+            0);
+}
+
+// A ByteReader over fixed text in reads of at most `chunk` bytes; throws on read number
+// `fail_after` + 1 when fail_after >= 0.
+class TextReader : public dpone::ByteReader {
+ public:
+  TextReader(std::string text, size_t chunk, int fail_after = -1)
+      : text_(std::move(text)), chunk_(chunk), fail_after_(fail_after) {}
+  size_t read(char* buffer, size_t size) override {
+    if (fail_after_ >= 0 && reads_++ >= fail_after_) {
+      throw Error(ErrorCode::SourceReadFailed, "test: the source connection broke");
+    }
+    size_t n = std::min({size, chunk_, text_.size() - pos_});
+    std::memcpy(buffer, text_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  std::string text_;
+  size_t chunk_;
+  int fail_after_;
+  int reads_ = 0;
+  size_t pos_ = 0;
+};
+
+Artifact copy_text_artifact(std::string text, size_t chunk, int fail_after = -1) {
+  dpone::StreamingRows s;
+  s.format = dpone::WireFormat::PgCopyText;
+  s.bytes = std::make_unique<TextReader>(std::move(text), chunk, fail_after);
+  return s;
+}
+
+TEST_F(PostgresTest, PassThroughCountsRowsAndReportsProgress) {
+  // 200,000 rows from the server through the source's reader, each value with a newline.
+  db_->exec("CREATE TABLE " + schema_ +
+            ".big AS SELECT g AS id, E'v\\n' || g AS v, CASE WHEN g % 7 = 0 THEN NULL ELSE "
+            "g * 1.5 END::numeric(12,2) AS x FROM generate_series(1, 200000) g");
+  auto staged = copy_table("big", "big_copy", kCopyText, "r1");
+  EXPECT_EQ(staged.rows, 200000);
+  ASSERT_GE(progress_.size(), 3u);  // first read, every 65536 rows, the end
+  EXPECT_EQ(progress_.back(), 200000);
+  EXPECT_TRUE(std::is_sorted(progress_.begin(), progress_.end()));
+  EXPECT_EQ(count("SELECT count(*) FROM " + schema_ + ".big_copy"), 200000);
+  EXPECT_EQ(missing("big", "big_copy"), 0);
+  EXPECT_EQ(missing("big_copy", "big"), 0);
+
+  // Bytes split anywhere (3-byte reads cut rows and escapes); a last row without '\n'.
+  Schema s = people_schema();
+  progress_.clear();
+  const std::string text = "1\tann\\tx\t10\n2\t\\N\t\\N\n3\tc\\\\d\\ne\t7";
+  auto sk = sink("people", "r2");
+  auto st = sk->stage(copy_text_artifact(text, 3), s);
+  EXPECT_EQ(st.rows, 3);
+  EXPECT_EQ(st.bytes, static_cast<int64_t>(text.size()));
+  ASSERT_FALSE(progress_.empty());
+  EXPECT_EQ(progress_.back(), 3);
+  EXPECT_EQ(count("SELECT count(*) FROM " + schema_ + ".\"" + st.staging_name +
+                  "\" WHERE (id = 1 AND name = E'ann\\tx' AND score = 10) OR (id = 2 AND name "
+                  "IS NULL AND score IS NULL) OR (id = 3 AND name = E'c\\\\d\\ne' AND score = 7)"),
+            3);
+  sk->abort(st);
+}
+
+TEST_F(PostgresTest, PassThroughStageFailureDropsStaging) {
+  Schema s = people_schema();
+  std::string good;
+  for (int i = 1; i <= 50000; ++i)
+    good += std::to_string(i) + "\tname " + std::to_string(i) + "\t1\n";
+  const std::string staging_tables = "SELECT count(*) FROM pg_tables WHERE schemaname = '" +
+                                     schema_ + "' AND tablename LIKE '%dpone_stg%'";
+  // The reader breaks after 10 reads of 64 KiB went to the server.
+  try {
+    sink("p", "r1")->stage(copy_text_artifact(good + good + good, 1 << 16, 10), s);
+    FAIL() << "expected the reader's error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::SourceReadFailed) << e.what();
+  }
+  EXPECT_EQ(count(staging_tables), 0);
+  // The server rejects a value in the middle of the stream.
+  try {
+    sink("p", "r2")->stage(copy_text_artifact(good + "x\tbad\t1\n" + good, 1 << 20), s);
+    FAIL() << "expected StageFailed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::StageFailed) << e.what();
+    EXPECT_NE(std::string(e.what()).find("22P02"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(count(staging_tables), 0);
+  // A progress callback that throws (the runtime's during_stage failpoint) as well.
+  auto sk = sink("p", "r3");
+  throw_on_progress_ = true;
+  EXPECT_THROW(sink("p", "r4")->stage(copy_text_artifact(good, 1 << 20), s), Error);
+  throw_on_progress_ = false;
+  EXPECT_EQ(count(staging_tables), 0);
+  // A later stage works.
+  auto st = sk->stage(copy_text_artifact(good, 1 << 20), s);
+  EXPECT_EQ(st.rows, 50000);
+  sk->abort(st);
+  EXPECT_EQ(count(staging_tables), 0);
+}
+
 TEST_F(PostgresTest, InfinityTimestampFailsClearly) {
   db_->exec("CREATE TABLE " + schema_ + ".inf (ts timestamp)");
   db_->exec("INSERT INTO " + schema_ + ".inf VALUES ('infinity')");
@@ -372,7 +631,7 @@ TEST_F(PostgresTest, CursorIncrementsOverThreeRuns) {
   src->discover();
   dpone::ExtractOptions eo;
   eo.batch_rows = 3;
-  auto rows = drain(src->extract(w, src->produces()[0], eo), &batches);
+  auto rows = drain(src->extract(w, kBatches, eo), &batches);
   pos = src->next_position(w);
   EXPECT_EQ(rows.size(), 7u);
   EXPECT_EQ(batches, 3u);  // 3 + 3 + 1: streamed in batch_rows batches
