@@ -42,10 +42,11 @@ void print_plan_text(const json& plan) {
     }
     const auto& t = s["target"];
     c.out(fmt::format("  source:   {} {}", s["source"].value("connector", ""), s["source"].value("connection", "")));
-    c.out(fmt::format("  sink:     {} {} -> {} ({}{})", s["sink"].value("connector", ""),
+    c.out(fmt::format("  sink:     {} {} -> {} ({}{}){}", s["sink"].value("connector", ""),
                       s["sink"].value("connection", ""), t.value("name", ""),
                       t.value("exists", false) ? "exists" : "will be created",
-                      t.contains("rows") ? fmt::format(", {} rows", t["rows"].get<int64_t>()) : ""));
+                      t.contains("rows") ? fmt::format(", {} rows", t["rows"].get<int64_t>()) : "",
+                      t.value("server", "").empty() ? "" : " on " + t.value("server", "")));
     c.out(fmt::format("  strategy: {}", s["strategy"].dump()));
     c.out(fmt::format("  state:    {}  revision {}  position {}", s.value("state_store", ""),
                       s["state"].value("revision", 0), s["state"].contains("position") ? s["state"]["position"].dump() : "null"));

@@ -232,6 +232,30 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
     results.push_back({"full_load", skipped ? "SKIP" : "FAIL",
                        skipped ? "needs a sink (" + results.back().detail + ")" : "not run: connect failed", 0});
   }
+  scenario("discover", [&](ScenarioResult& r) {
+    if (!loaded) return skip(r, "needs full_load");
+    if (!has_source) return skip(r, "the connector has no source to discover with");
+    Proc p = run(o, o.work_dir, {"plan", "m_back.yaml", "--format", "json"});
+    if (p.exit_code != 0) {
+      r.detail = "`dpone plan` failed: " + p.output.substr(0, 600);
+      return;
+    }
+    // The types discovered on the table must be the logical types that were loaded.
+    const std::vector<std::pair<std::string, std::string>> expected = {
+        {"id", "int64"},     {"flag", "bool"}, {"qty", "int64"}, {"price", "float64"}, {"amount", "decimal(12,2)"},
+        {"label", "string"}, {"day", "date"},  {"at", "timestamp"}, {"at_tz", "timestamptz"}, {"doc", "json"}};
+    json cols = json::parse(p.output)["streams"][0]["source_schema"]["columns"];
+    std::vector<std::string> wrong;
+    for (const auto& [col, type] : expected) {
+      std::string got = "missing";
+      for (const auto& c : cols)
+        if (c.value("name", "") == col) got = c.value("type", "");
+      if (got != type) wrong.push_back(col + ": expected " + type + ", discovered " + got);
+    }
+    r.status = wrong.empty() ? "PASS" : "FAIL";
+    r.detail = wrong.empty() ? fmt::format("discovered all {} columns with the logical types that were loaded", expected.size())
+                             : fmt::format("discovered types differ: {}", fmt::join(wrong, "; "));
+  });
   std::string reference;
   scenario("round_trip", [&](ScenarioResult& r) {
     if (!loaded) return skip(r, "needs full_load");

@@ -143,6 +143,8 @@ DoctorReport run_doctor(ModuleLoader& loader, const Manifest* manifest, const Co
       TargetInfo t = parts.sink->inspect();
       std::string detail = "reachable; target " + t.name + (t.exists ? " exists" : " does not exist yet (a run creates it)");
       if (t.rows) detail += fmt::format(", {} rows", *t.rows);
+      if (!t.server.empty()) detail += "; server " + t.server;
+      if (!t.capabilities.empty()) detail += fmt::format("; uses {}", fmt::join(t.capabilities, ", "));
       report.checks.push_back({group, label("sink", snk), "ok", redact(detail), "", true});
       try {
         Schema schema = parts.source->discover();

@@ -193,7 +193,7 @@ json Engine::run_stream(const StreamSpec& stream) {
     Schema schema = parts.source->discover();
     TargetInfo target = parts.sink->inspect();
     rec["source_schema"] = schema_json(schema);
-    rec["target"] = {{"name", target.name}, {"exists", target.exists}};
+    rec["target"] = {{"name", target.name}, {"exists", target.exists}, {"server", target.server}};
     if (target.rows) rec["target"]["rows_before"] = *target.rows;
     failpoint("after_discover");
 
@@ -364,7 +364,8 @@ json Engine::plan_stream(const StreamSpec& stream) {
     Schema schema = parts.source->discover();
     p["source_schema"] = schema_json(schema);
     TargetInfo target = parts.sink->inspect();
-    p["target"] = {{"name", target.name}, {"exists", target.exists}};
+    p["target"] = {{"name", target.name}, {"exists", target.exists}, {"server", target.server},
+                   {"capabilities", target.capabilities}};
     if (target.rows) p["target"]["rows"] = *target.rows;
     EvolutionPolicy policy = policy_of(cfg);
     if (!target.schemaless) {

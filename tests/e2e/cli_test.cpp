@@ -437,7 +437,7 @@ TEST(Certify, SqlitePassesAndWritesReports) {
   auto cert = nlohmann::json::parse(e2e::read_file(s / "certification" / "sqlite" / "certification.json"));
   EXPECT_TRUE(cert["passed"].get<bool>());
   EXPECT_EQ(cert["counts"]["fail"], 0);
-  EXPECT_GE(cert["counts"]["pass"], 7) << cert.dump(2);
+  EXPECT_GE(cert["counts"]["pass"], 8) << cert.dump(2);
   for (const auto& sc : cert["scenarios"]) {
     if (sc["status"] == "SKIP") {
       EXPECT_FALSE(sc["detail"].get<std::string>().empty()) << sc.dump();

@@ -117,6 +117,9 @@ class PgSink : public Sink {
     TargetInfo info;
     info.name = target_name();
     PgConnection& db = handle(ErrorCode::SinkUnavailable);
+    info.server = "PostgreSQL " + db.query_value("SHOW server_version").value_or("?");
+    info.capabilities = {"COPY FROM STDIN into UNLOGGED staging", "transactional DDL",
+                         "INSERT ... ON CONFLICT", "pg_copy_text pass-through"};
     check_schema(db);
     auto kind = pg::relation_kind(db, schema_, table_);
     if (!kind) return info;

@@ -170,6 +170,8 @@ class SqliteSink : public Sink {
   TargetInfo inspect() override {
     TargetInfo info;
     info.name = target_name();
+    info.server = std::string("SQLite ") + sqlite3_libversion();
+    info.capabilities = {"transactional DDL", "INSERT ... ON CONFLICT", "ALTER TABLE RENAME (exchange)"};
     SqliteDb* db = existing();
     if (!db) return info;
     db->set_failure_code(ErrorCode::SinkUnavailable);

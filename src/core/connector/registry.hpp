@@ -16,7 +16,7 @@
 namespace dpone {
 
 // Bumped whenever a contract header changes in a way that breaks modules.
-inline constexpr int kModuleAbiVersion = 1;
+inline constexpr int kModuleAbiVersion = 2;  // 2: TargetInfo.server, capabilities
 
 struct ConnectorFactory {
   std::string name;

@@ -52,6 +52,10 @@ struct TargetInfo {
   bool schemaless = false;      // no enforced schema (files): evolution does not apply
   Schema schema;                // valid when exists and not schemaless
   std::optional<int64_t> rows;  // row count, when cheap to know
+  // What the sink talks to and which of its features dpone uses there, for doctor and
+  // plans: e.g. "PostgreSQL 15.18" and {"COPY FROM STDIN", "transactional DDL", ...}.
+  std::string server;
+  std::vector<std::string> capabilities;
 };
 
 struct StagedLoad {
