@@ -22,6 +22,7 @@
 #include <set>
 
 #include "connectors/postgres/pg_connector.hpp"
+#include "core/connector/sql_gates.hpp"
 #include "core/errors.hpp"
 #include "core/util/failpoint.hpp"
 #include "core/util/time.hpp"
@@ -273,68 +274,30 @@ class PgSink : public Sink {
                   fmt::format("{}: staging table {} is missing", where_, staged.staging_name));
     }
     const std::string stg = qualified(staged.staging_name);
+    validate_sql_gates(gates, staged_columns, where_, "postgres");
+    SqlGateDialect dialect{
+        [](const std::string& c) { return quote_ident(c); },
+        [](const std::string& c) {
+          return fmt::format("{} || '=' || coalesce(quote_literal({}::text), 'NULL')", pg::quote_literal(c),
+                             quote_ident(c));
+        },
+        [](const std::vector<std::string>& parts) { return fmt::format("concat_ws(', ', {})", fmt::join(parts, ", ")); },
+        ""};
     std::vector<GateResult> out;
     for (const auto& gate : gates) {
       GateResult r;
       r.name = gate.name;
       r.type = gate.type;
       r.severity = gate.severity;
-      if (gate.type != "not_null" && gate.type != "unique") {
-        throw Error(ErrorCode::ConfigBadValue,
-                    fmt::format("{}: gate '{}' has the type '{}', which the postgres sink "
-                                "cannot run",
-                                where_, gate.name, gate.type),
-                    "the postgres sink runs not_null and unique gates");
+      GateSql q = render_sql_gate(gate, stg, dialect, kMaxSamples);
+      r.failing_rows = db.query_int64(q.count_sql);
+      PgResult samples = db.exec(q.sample_sql);
+      for (int i = 0; i < samples.rows(); ++i) {
+        r.samples.push_back(gate.type == "not_null"
+                                ? shorten(samples.value(i, 0))
+                                : fmt::format("{} ({} rows)", shorten(samples.value(i, 1)), samples.value(i, 0)));
       }
-      if (gate.columns.empty()) {
-        throw Error(ErrorCode::ConfigBadValue, fmt::format("{}: gate '{}' ({}) names no columns",
-                                                           where_, gate.name, gate.type));
-      }
-      for (const auto& c : gate.columns) {
-        if (!staged_columns.count(c)) {
-          throw Error(ErrorCode::ConfigBadValue,
-                      fmt::format("{}: gate '{}' names the column '{}', which the stream does "
-                                  "not have",
-                                  where_, gate.name, c));
-        }
-      }
-      std::vector<std::string> shown;
-      for (const auto& c : gate.columns) {
-        shown.push_back(fmt::format("{} || '=' || coalesce(quote_literal({}::text), 'NULL')",
-                                    pg::quote_literal(c), quote_ident(c)));
-      }
-      std::string shown_expr = fmt::format("concat_ws(', ', {})", fmt::join(shown, ", "));
-      if (gate.type == "not_null") {
-        std::vector<std::string> tests;
-        for (const auto& c : gate.columns) tests.push_back(quote_ident(c) + " IS NULL");
-        std::string cond = fmt::format("{}", fmt::join(tests, " OR "));
-        std::string count_sql = fmt::format("SELECT count(*) FROM {} WHERE {}", stg, cond);
-        std::string sample_sql =
-            fmt::format("SELECT {} FROM {} WHERE {} LIMIT {}", shown_expr, stg, cond, kMaxSamples);
-        r.failing_rows = db.query_int64(count_sql);
-        PgResult samples = db.exec(sample_sql);
-        for (int i = 0; i < samples.rows(); ++i) r.samples.push_back(shorten(samples.value(i, 0)));
-        r.sql = count_sql + ";\n" + sample_sql;
-      } else {
-        std::vector<std::string> present;
-        for (const auto& c : gate.columns) present.push_back(quote_ident(c) + " IS NOT NULL");
-        std::string keys = join_quoted(gate.columns);
-        // NULL keys are not duplicates of each other (SQL UNIQUE semantics).
-        std::string groups = fmt::format("FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1", stg,
-                                         fmt::join(present, " AND "), keys);
-        std::string count_sql =
-            fmt::format("SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n {}) AS d", groups);
-        std::string sample_sql =
-            fmt::format("SELECT count(*), {} {} ORDER BY count(*) DESC, {} LIMIT {}", shown_expr,
-                        groups, keys, kMaxSamples);
-        r.failing_rows = db.query_int64(count_sql);
-        PgResult samples = db.exec(sample_sql);
-        for (int i = 0; i < samples.rows(); ++i) {
-          r.samples.push_back(
-              fmt::format("{} ({} rows)", shorten(samples.value(i, 1)), samples.value(i, 0)));
-        }
-        r.sql = count_sql + ";\n" + sample_sql;
-      }
+      r.sql = q.count_sql + ";\n" + q.sample_sql;
       r.passed = r.failing_rows == 0;
       out.push_back(std::move(r));
     }

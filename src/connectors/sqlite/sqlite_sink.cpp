@@ -18,6 +18,7 @@
 
 #include "connectors/sqlite/sqlite_connector.hpp"
 #include "connectors/sqlite/sqlite_types.hpp"
+#include "core/connector/sql_gates.hpp"
 #include "core/errors.hpp"
 #include "core/state/sqlite_handle.hpp"
 #include "core/util/failpoint.hpp"
@@ -402,82 +403,27 @@ class SqliteSink : public Sink {
                   fmt::format("{}: staging table {} is missing", where_, staged.staging_name));
     }
     const std::string stg = qualified(staged.staging_name);
+    validate_sql_gates(gates, staged_columns, where_, "sqlite");
+    SqlGateDialect dialect{
+        [](const std::string& c) { return quote_ident(c); },
+        [](const std::string& c) { return fmt::format("{} || '=' || quote({})", quote_literal(c), quote_ident(c)); },
+        [](const std::vector<std::string>& parts) { return fmt::format("{}", fmt::join(parts, " || ', ' || ")); },
+        "rowid"};
     std::vector<GateResult> out;
     for (const auto& gate : gates) {
       GateResult r;
       r.name = gate.name;
       r.type = gate.type;
       r.severity = gate.severity;
-      if (gate.type != "not_null" && gate.type != "unique") {
-        throw Error(ErrorCode::ConfigBadValue,
-                    fmt::format("{}: gate '{}' has the type '{}', which the sqlite sink cannot "
-                                "run",
-                                where_, gate.name, gate.type),
-                    "the sqlite sink runs not_null and unique gates");
+      GateSql q = render_sql_gate(gate, stg, dialect, kMaxSamples);
+      r.failing_rows = db.query_int64(q.count_sql).value_or(0);
+      SqliteStmt samples = db.prepare(q.sample_sql);
+      while (samples.step()) {
+        r.samples.push_back(gate.type == "not_null"
+                                ? fmt::format("row {}: {}", samples.column_int64(0), shorten(samples.column_text(1)))
+                                : fmt::format("{} ({} rows)", shorten(samples.column_text(1)), samples.column_int64(0)));
       }
-      if (gate.columns.empty()) {
-        throw Error(ErrorCode::ConfigBadValue, fmt::format("{}: gate '{}' ({}) names no columns",
-                                                           where_, gate.name, gate.type));
-      }
-      for (const auto& c : gate.columns) {
-        if (!staged_columns.count(c)) {
-          throw Error(ErrorCode::ConfigBadValue,
-                      fmt::format("{}: gate '{}' names the column '{}', which the stream does "
-                                  "not have",
-                                  where_, gate.name, c));
-        }
-      }
-      if (gate.type == "not_null") {
-        std::vector<std::string> tests;
-        std::vector<std::string> shown;
-        for (const auto& c : gate.columns) {
-          tests.push_back(quote_ident(c) + " IS NULL");
-          shown.push_back(fmt::format("{} || '=' || quote({})", quote_literal(c), quote_ident(c)));
-        }
-        std::string cond = fmt::format("{}", fmt::join(tests, " OR "));
-        std::string count_sql = fmt::format("SELECT count(*) FROM {} WHERE {}", stg, cond);
-        std::string sample_sql =
-            fmt::format("SELECT rowid, {} FROM {} WHERE {} ORDER BY rowid LIMIT {}",
-                        fmt::join(shown, ", "), stg, cond, kMaxSamples);
-        r.failing_rows = db.query_int64(count_sql).value_or(0);
-        SqliteStmt samples = db.prepare(sample_sql);
-        while (samples.step()) {
-          std::vector<std::string> parts;
-          for (int i = 1; i < samples.column_count(); ++i)
-            parts.push_back(shorten(samples.column_text(i)));
-          r.samples.push_back(
-              fmt::format("row {}: {}", samples.column_int64(0), fmt::join(parts, ", ")));
-        }
-        r.sql = count_sql + ";\n" + sample_sql;
-      } else {
-        std::vector<std::string> present;
-        std::vector<std::string> shown;
-        for (const auto& c : gate.columns) {
-          present.push_back(quote_ident(c) + " IS NOT NULL");
-          shown.push_back(fmt::format("{} || '=' || quote({})", quote_literal(c), quote_ident(c)));
-        }
-        std::string keys = join_quoted(gate.columns);
-        std::string groups = fmt::format("FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1", stg,
-                                         fmt::join(present, " AND "), keys);
-        // NULL keys are not duplicates of each other (SQL UNIQUE semantics); a not_null
-        // gate catches them.
-        std::string count_sql =
-            fmt::format("SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n {})", groups);
-        std::string sample_sql = fmt::format(
-            "SELECT count(*), {} {} ORDER BY count(*) DESC, {} "
-            "LIMIT {}",
-            fmt::join(shown, ", "), groups, keys, kMaxSamples);
-        r.failing_rows = db.query_int64(count_sql).value_or(0);
-        SqliteStmt samples = db.prepare(sample_sql);
-        while (samples.step()) {
-          std::vector<std::string> parts;
-          for (int i = 1; i < samples.column_count(); ++i)
-            parts.push_back(shorten(samples.column_text(i)));
-          r.samples.push_back(
-              fmt::format("{} ({} rows)", fmt::join(parts, ", "), samples.column_int64(0)));
-        }
-        r.sql = count_sql + ";\n" + sample_sql;
-      }
+      r.sql = q.count_sql + ";\n" + q.sample_sql;
       r.passed = r.failing_rows == 0;
       out.push_back(std::move(r));
     }
