@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/connector/options.hpp"
+
 #include "connectors/postgres/pg_connection.hpp"
 #include "connectors/postgres/pg_types.hpp"
 #include "core/connector/registry.hpp"
@@ -26,17 +28,8 @@ std::unique_ptr<Sink> make_postgres_sink(const SinkContext& context);
 namespace pg {
 
 // Reads the stream's options map with errors naming the stream and the key.
-class Options {
- public:
-  Options(const nlohmann::json& options, std::string where);
-  std::optional<std::string> string(const char* key) const;     // numbers are accepted as text
-  std::vector<std::string> string_list(const char* key) const;  // empty when absent
-  const std::string& where() const { return where_; }
-
- private:
-  nlohmann::json options_;
-  std::string where_;
-};
+// One options reader for every connector (core/connector/options.hpp).
+using Options = ::dpone::ConnectorOptions;
 
 // The connection a stream names; throws Error(ConfigMissingKey) when it names none.
 const ResolvedConnection& require_connection(const ResolvedConnection* connection,

@@ -206,7 +206,7 @@ class PgSource : public Source {
     }
     schema_name_ = options.string("schema").value_or("public");
     cursor_ = options.string("cursor").value_or("");
-    lookback_ = options.string("lookback").value_or("");
+    lookback_ = options.string_or_integer("lookback").value_or("");
     primary_key_ = options.string_list("primary_key");
     std::string mode = options.string("incremental").value_or(cursor_.empty() ? "full" : "cursor");
     if (mode == "full") {

@@ -18,45 +18,6 @@ void register_sqlite_connector(ConnectorRegistry& registry) {
 
 namespace sqlite {
 
-Options::Options(const nlohmann::json& options, std::string where)
-    : options_(options.is_object() ? options : nlohmann::json::object()),
-      where_(std::move(where)) {}
-
-std::optional<std::string> Options::string(const char* key) const {
-  auto it = options_.find(key);
-  if (it == options_.end() || it->is_null()) return std::nullopt;
-  if (!it->is_string()) {
-    throw Error(ErrorCode::ConfigWrongType,
-                fmt::format("{} option `{}` must be a string, got {}", where_, key, it->dump()));
-  }
-  auto value = it->get<std::string>();
-  if (value.empty()) {
-    throw Error(ErrorCode::ConfigBadValue,
-                fmt::format("{} option `{}` must not be empty", where_, key));
-  }
-  return value;
-}
-
-std::vector<std::string> Options::string_list(const char* key) const {
-  auto it = options_.find(key);
-  if (it == options_.end() || it->is_null()) return {};
-  // A single name is accepted where a list is expected (primary_key: id).
-  if (it->is_string()) return {it->get<std::string>()};
-  std::vector<std::string> out;
-  if (it->is_array()) {
-    for (const auto& v : *it) {
-      if (!v.is_string()) {
-        out.clear();
-        break;
-      }
-      out.push_back(v.get<std::string>());
-    }
-    if (out.size() == it->size()) return out;
-  }
-  throw Error(ErrorCode::ConfigWrongType,
-              fmt::format("{} option `{}` must be a list of column names, got {}", where_, key,
-                          it->dump()));
-}
 
 std::string resolve_database_path(const Options& options, const ResolvedConnection* connection,
                                   const std::filesystem::path& base_dir, Diagnostics* diagnostics) {

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/connector/options.hpp"
+
 #include "core/connector/registry.hpp"
 #include "core/connector/sink.hpp"
 #include "core/connector/source.hpp"
@@ -25,18 +27,8 @@ std::unique_ptr<Sink> make_sqlite_sink(const SinkContext& context);
 namespace sqlite {
 
 // Reads the stream's options map with errors naming the stream and the key.
-class Options {
- public:
-  // `where` prefixes messages, e.g. "stream 'orders': source".
-  Options(const nlohmann::json& options, std::string where);
-  std::optional<std::string> string(const char* key) const;
-  std::vector<std::string> string_list(const char* key) const;  // empty when absent
-  const std::string& where() const { return where_; }
-
- private:
-  nlohmann::json options_;
-  std::string where_;
-};
+// One options reader for every connector (core/connector/options.hpp).
+using Options = ::dpone::ConnectorOptions;
 
 // The database file: the connection's `path` field or the `path` option (not both),
 // relative to base_dir. Warns (never printing the value) when the connection carries a
