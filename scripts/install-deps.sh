@@ -12,6 +12,9 @@ PACKAGES=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev time
   postgresql-15 postgresql-client-15 libpq-dev
+  clickhouse-server clickhouse-client libcurl4-openssl-dev   # clickhouse connector + its test server
+  librdkafka-dev kcat                                         # kafka connector; kcat is the independent client in tests
+  libsimdjson-dev libcpp-httplib-dev                          # rest connector (parser) and its in-process test server
   chromium   # headless browser: the run-report HTML screenshot test
 )
 
