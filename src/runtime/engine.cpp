@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/connector/gate_tap.hpp"
 #include "core/connector/strategy.hpp"
 #include "core/errors.hpp"
 #include "core/evolution/schema_diff.hpp"
@@ -233,25 +234,36 @@ json Engine::run_stream(const StreamSpec& stream) {
       rec["artifact"] = decision.to_json();
       ExtractOptions eo;
       eo.batch_rows = options_.batch_rows;
-      Artifact artifact = parts.source->extract(window, decision.source_spec, eo);
+      eo.sink_loads_parts = parts.sink->loads_parts();
+      // Gates that compare source and staging see the rows as the sink pulls them.
+      auto gates = gates_for(strategy, cfg);
+      GateTap tap(gates, schema, "stream '" + stream.name + "'");
+      Artifact artifact = tap.wrap(parts.source->extract(window, decision.source_spec, eo));
       staged = parts.sink->stage(std::move(artifact), schema);
       rec["rows"]["extracted"] = staged->rows;
       rec["rows"]["staged"] = staged->rows;
       rec["bytes"] = staged->bytes;
       rec["staging"] = staged->staging_name;
+      // What the sink says about how it staged (format, parallel parts, direct exchange).
+      if (staged->details.is_object()) rec["stage_details"] = staged->details;
       phases.end(staged->rows, staged->bytes);
       console.clear_progress();
       failpoint("after_stage");
 
       phases.begin("gates");
-      auto gates = gates_for(strategy, cfg);
+      tap.annotate(gates);
       auto results = gates.empty() ? std::vector<GateResult>{} : parts.sink->check(*staged, gates);
       rec["gates"] = json::array();
       for (const auto& r : results) rec["gates"].push_back(r.to_json());
+      // Every gate has run; all failing error gates are named, the first one's code wins.
+      std::vector<std::string> failed;
+      std::optional<ErrorCode> failed_code;
       for (const auto& r : results) {
         if (r.passed) continue;
-        std::string what = fmt::format("gate {} ({} on {}) failed: {} rows", r.name, r.type,
-                                       fmt::join(gates[&r - &results[0]].columns, ", "), r.failing_rows);
+        const auto& cols = gates[&r - &results[0]].columns;
+        std::string what = fmt::format("gate {} ({}{}) failed: {} rows", r.name, r.type,
+                                       cols.empty() ? "" : fmt::format(" on {}", fmt::join(cols, ", ")), r.failing_rows);
+        if (!r.detail.empty()) what += " (" + r.detail + ")";
         if (!r.samples.empty()) what += fmt::format("; e.g. {}", fmt::join(r.samples, "; "));
         if (r.severity == "warn") {
           console.warn(stream.name + ": " + what);
@@ -260,9 +272,12 @@ json Engine::run_stream(const StreamSpec& stream) {
         ErrorCode code = ErrorCode::GateFailed;
         if (r.name == "unique_key_not_null") code = ErrorCode::KeyNull;
         if (r.name == "unique_key_unique") code = ErrorCode::KeyDuplicate;
-        throw Error(code, "stream " + stream.name + ": " + what,
-                    "the target and state are unchanged; fix the source data or the key");
+        if (!failed_code) failed_code = code;
+        failed.push_back(what);
       }
+      if (failed_code)
+        throw Error(*failed_code, "stream " + stream.name + ": " + fmt::format("{}", fmt::join(failed, "\n  ")),
+                    "the target and state are unchanged; fix the source data, the key, or the gate in the stream's quality list");
       if (strategy.mode == StrategyMode::FullRefresh && !strategy.allow_shrink && target.rows &&
           *target.rows > 0 && staged->rows < strategy.shrink_guard_ratio * static_cast<double>(*target.rows)) {
         throw Error(ErrorCode::ShrinkRefused,

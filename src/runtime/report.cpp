@@ -82,9 +82,14 @@ std::string render_text(const json& r, bool markdown) {
       for (const auto& d : sc.value("ddl", json::array()))
         o << (markdown ? "  - `" + d.get<std::string>() + "`" : "    DDL: " + d.get<std::string>()) << "\n";
     }
-    for (const auto& g : s.value("gates", json::array()))
-      line("gate " + str(g, "name"), fmt::format("{} ({} {}, {} failing rows)", g.value("passed", false) ? "passed" : "FAILED",
-                                                 str(g, "type"), str(g, "severity"), num(g, "failing_rows")));
+    for (const auto& g : s.value("gates", json::array())) {
+      std::string result = fmt::format("{} ({} {}, {} failing rows)", g.value("passed", false) ? "passed" : "FAILED",
+                                       str(g, "type"), str(g, "severity"), num(g, "failing_rows"));
+      if (!str(g, "detail").empty()) result += " — " + str(g, "detail");
+      line("gate " + str(g, "name"), result);
+      for (const auto& sample : g.value("samples", json::array()))
+        o << (markdown ? "  - e.g. `" + sample.get<std::string>() + "`" : "    e.g. " + sample.get<std::string>()) << "\n";
+    }
     line("state before", state_text(s.value("state_before", json())));
     line("state after", state_text(s.value("state_after", json())));
     if (s.contains("error")) {
@@ -179,13 +184,18 @@ std::string render_html(const json& r) {
         << "</td></tr>\n";
     o << "</table>\n";
     for (const auto& d : sc.value("ddl", json::array())) o << "<pre>" << e(d.get<std::string>()) << "</pre>\n";
-    o << "<h3>Gates</h3><table><tr><th>gate</th><th>type</th><th>severity</th><th>result</th><th>failing rows</th></tr>\n";
+    o << "<h3>Gates</h3><table><tr><th>gate</th><th>type</th><th>severity</th><th>result</th><th>failing rows</th>"
+         "<th>detail</th><th>samples</th></tr>\n";
     auto gates = s.value("gates", json::array());
-    if (gates.empty()) o << "<tr><td colspan=\"5\">none declared for this strategy</td></tr>\n";
-    for (const auto& g : gates)
+    if (gates.empty()) o << "<tr><td colspan=\"7\">none declared for this strategy</td></tr>\n";
+    for (const auto& g : gates) {
+      std::string samples;
+      for (const auto& sample : g.value("samples", json::array()))
+        samples += "<code>" + e(sample.get<std::string>()) + "</code><br>";
       o << "<tr><td>" << e(str(g, "name")) << "</td><td>" << e(str(g, "type")) << "</td><td>" << e(str(g, "severity"))
         << "</td><td class=\"" << (g.value("passed", false) ? "ok\">passed" : "bad\">FAILED") << "</td><td>"
-        << num(g, "failing_rows") << "</td></tr>\n";
+        << num(g, "failing_rows") << "</td><td>" << e(str(g, "detail")) << "</td><td>" << samples << "</td></tr>\n";
+    }
     o << "</table>\n<h3>State</h3><table><tr><th>before</th><td><code>"
       << e(state_text(s.value("state_before", json()))) << "</code></td></tr><tr><th>after</th><td><code>"
       << e(state_text(s.value("state_after", json()))) << "</code></td></tr></table>\n";

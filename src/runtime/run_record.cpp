@@ -118,6 +118,19 @@ std::string prometheus_metrics(const json& r) {
   for (const auto& s : r.value("streams", json::array()))
     out += fmt::format("dpone_stream_success{{run_id=\"{}\",stream=\"{}\"}} {}\n", run,
                        metric_label(s.value("stream", "")), s.value("status", "") == "failed" ? 0 : 1);
+  metric("dpone_gate_passed", "1 if the quality gate passed (per stream, gate, type and severity)", "gauge");
+  for (const auto& s : r.value("streams", json::array()))
+    for (const auto& g : s.value("gates", json::array()))
+      out += fmt::format("dpone_gate_passed{{run_id=\"{}\",stream=\"{}\",gate=\"{}\",type=\"{}\",severity=\"{}\"}} {}\n",
+                         run, metric_label(s.value("stream", "")), metric_label(g.value("name", "")),
+                         metric_label(g.value("type", "")), metric_label(g.value("severity", "")),
+                         g.value("passed", false) ? 1 : 0);
+  metric("dpone_gate_failing_rows", "Rows a quality gate found failing", "gauge");
+  for (const auto& s : r.value("streams", json::array()))
+    for (const auto& g : s.value("gates", json::array()))
+      out += fmt::format("dpone_gate_failing_rows{{run_id=\"{}\",stream=\"{}\",gate=\"{}\"}} {}\n", run,
+                         metric_label(s.value("stream", "")), metric_label(g.value("name", "")),
+                         g.value("failing_rows", int64_t{0}));
   return out;
 }
 

@@ -392,42 +392,83 @@ class SqliteSink : public Sink {
     return staged;
   }
 
+  // Every gate runs as SQL on the staging table (core/connector/sql_gates.hpp judges it);
+  // typed_hash uses two functions registered on this connection.
   std::vector<GateResult> check(const StagedLoad& staged,
                                 const std::vector<GateSpec>& gates) override {
     SqliteDb& db = writable();
     db.set_failure_code(ErrorCode::StageFailed);
-    std::set<std::string> staged_columns;
-    for (const auto& c : table_info(db, staged.staging_name)) staged_columns.insert(c.name);
-    if (staged_columns.empty()) {
+    Schema staged_columns;  // as the catalog types them; the runtime's annotation refines it
+    for (const auto& c : table_info(db, staged.staging_name))
+      staged_columns.columns.push_back(Column{c.name, sqlite::logical_type_of(c.declared, TypeSide::Target).type, true});
+    if (staged_columns.columns.empty()) {
       throw Error(ErrorCode::StageFailed,
                   fmt::format("{}: staging table {} is missing", where_, staged.staging_name));
     }
-    const std::string stg = qualified(staged.staging_name);
-    validate_sql_gates(gates, staged_columns, where_, "sqlite");
-    SqlGateDialect dialect{
-        [](const std::string& c) { return quote_ident(c); },
-        [](const std::string& c) { return fmt::format("{} || '=' || quote({})", quote_literal(c), quote_ident(c)); },
-        [](const std::vector<std::string>& parts) { return fmt::format("{}", fmt::join(parts, " || ', ' || ")); },
-        "rowid"};
-    std::vector<GateResult> out;
-    for (const auto& gate : gates) {
-      GateResult r;
-      r.name = gate.name;
-      r.type = gate.type;
-      r.severity = gate.severity;
-      GateSql q = render_sql_gate(gate, stg, dialect, kMaxSamples);
-      r.failing_rows = db.query_int64(q.count_sql).value_or(0);
-      SqliteStmt samples = db.prepare(q.sample_sql);
-      while (samples.step()) {
-        r.samples.push_back(gate.type == "not_null"
-                                ? fmt::format("row {}: {}", samples.column_int64(0), shorten(samples.column_text(1)))
-                                : fmt::format("{} ({} rows)", shorten(samples.column_text(1)), samples.column_int64(0)));
+    register_sqlite_gate_functions(db.get());
+    SqlGateTarget target{qualified(staged.staging_name), staged_gate_schema(gates, std::move(staged_columns)),
+                         where_, "sqlite"};
+    SqlGateDialect dialect;
+    dialect.quote_ident = [](const std::string& c) { return quote_ident(c); };
+    dialect.quote_literal = [](const std::string& v) { return quote_literal(v); };
+    dialect.row_id = "rowid";
+    // Decimals are stored as canonical text: compare them as numbers.
+    dialect.comparable = [](const std::string& c, const LogicalType& t) {
+      return t.id == TypeId::Decimal ? "CAST(" + c + " AS NUMERIC)" : c;
+    };
+    dialect.literal = [](const LogicalType& t, const std::string& v) -> std::string {
+      if (t.id == TypeId::Bool) return v == "true" ? "1" : "0";
+      switch (t.id) {
+        case TypeId::Int16: case TypeId::Int32: case TypeId::Int64:
+        case TypeId::Float32: case TypeId::Float64: case TypeId::Decimal:
+          return v;
+        default:
+          return quote_literal(v);
       }
-      r.sql = q.count_sql + ";\n" + q.sample_sql;
-      r.passed = r.failing_rows == 0;
-      out.push_back(std::move(r));
-    }
-    return out;
+    };
+    dialect.hash_form = [](const std::string& c, const LogicalType& t) -> std::string {
+      switch (t.id) {
+        case TypeId::Bool:
+          return "CASE " + c + " WHEN 1 THEN 'true' WHEN 0 THEN 'false' END";
+        case TypeId::Float32:
+          return "dpone_float_bits(" + c + ", 32)";
+        case TypeId::Float64:
+          return "dpone_float_bits(" + c + ", 64)";
+        case TypeId::Bytes:
+          return "CASE WHEN " + c + " IS NULL THEN NULL ELSE lower(hex(" + c + ")) END";
+        case TypeId::Time:
+          return "CASE WHEN instr(" + c + ", '.') > 0 THEN rtrim(rtrim(" + c + ", '0'), '.') ELSE " + c + " END";
+        default:
+          return "CAST(" + c + " AS TEXT)";
+      }
+    };
+    dialect.byte_length = [](const std::string& e) { return "length(CAST(" + e + " AS BLOB))"; };
+    dialect.hash_query = [](const std::string& row, const std::string& stg) {
+      return fmt::format("SELECT count(*), dpone_md5_sum({}) FROM {}", row, stg);
+    };
+    struct Runner : SqlGateRunner {
+      SqliteDb& db;
+      explicit Runner(SqliteDb& d) : db(d) {}
+      std::vector<SqlRow> query(const std::string& sql) override {
+        std::vector<SqlRow> out;
+        SqliteStmt stmt = db.prepare(sql);
+        while (stmt.step()) {
+          SqlRow row;
+          for (int i = 0; i < stmt.column_count(); ++i) {
+            if (stmt.column_is_null(i)) {
+              row.emplace_back(stmt.column_name(i), std::nullopt);
+            } else if (stmt.column_type(i) == SQLITE_BLOB) {
+              row.emplace_back(stmt.column_name(i), fmt::format("<{} bytes>", stmt.column_blob(i).size()));
+            } else {
+              row.emplace_back(stmt.column_name(i), std::string(stmt.column_text(i)));
+            }
+          }
+          out.push_back(std::move(row));
+        }
+        return out;
+      }
+    } runner(db);
+    return run_sql_gates(gates, target, dialect, runner, kMaxSamples);
   }
 
   PromoteResult promote(const StagedLoad& staged, const PromoteRequest& request) override {
@@ -795,7 +836,7 @@ class SqliteSink : public Sink {
     switch (strategy.mode) {
       case StrategyMode::FullRefresh:
         steps.push_back({StepKind::CountPrevious, "SELECT count(*) FROM " + target});
-        if (strategy.overwrite == OverwriteMethod::TruncateInsert) {
+        if (strategy.overwrite != OverwriteMethod::Exchange) {
           steps.push_back({StepKind::Exec, "DELETE FROM " + target});
           steps.push_back({StepKind::Insert, fmt::format("INSERT INTO {} ({}) SELECT {} FROM {}",
                                                          target, cols, cols, stg)});

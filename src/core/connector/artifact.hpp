@@ -60,6 +60,13 @@ struct StreamingRows {
   WireFormat format = WireFormat::RecordBatch;
   std::unique_ptr<BatchReader> batches;  // set when format == RecordBatch
   std::unique_ptr<ByteReader> bytes;     // set otherwise
+  // Typed wire formats (pg_copy_binary): the exact server type of each column, in order
+  // (e.g. "numeric(12,2)"); the reader of the bytes must decode with exactly these.
+  std::vector<std::string> wire_types;
+  // A byte stream read in parallel (a source's `parallel: N`, only for a sink that
+  // loads parts): `bytes` is null and the rows are the union of the parts, each a
+  // complete stream in `format`, all from one consistent snapshot. Any order.
+  std::vector<std::unique_ptr<ByteReader>> parts;
 };
 
 struct FileExport {

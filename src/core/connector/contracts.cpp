@@ -16,7 +16,7 @@ nlohmann::json Window::to_json() const {
 nlohmann::json GateResult::to_json() const {
   return {{"name", name},       {"type", type},         {"severity", severity},
           {"passed", passed},   {"failing_rows", failing_rows}, {"samples", samples},
-          {"sql", sql}};
+          {"sql", sql},         {"detail", detail}};
 }
 
 std::string to_string(StrategyMode mode) {
@@ -33,7 +33,12 @@ std::string to_string(StrategyMode mode) {
 }
 
 std::string to_string(OverwriteMethod method) {
-  return method == OverwriteMethod::Exchange ? "exchange" : "truncate_insert";
+  switch (method) {
+    case OverwriteMethod::TruncateInsert: return "truncate_insert";
+    case OverwriteMethod::Exchange: return "exchange";
+    case OverwriteMethod::Auto: return "auto";
+  }
+  return "auto";
 }
 
 StrategySpec StrategySpec::from_json(const nlohmann::json& j) {
@@ -51,9 +56,10 @@ StrategySpec StrategySpec::from_json(const nlohmann::json& j) {
     }
   }
   if (!found) throw Error(ErrorCode::ConfigBadValue, "unknown strategy mode '" + mode + "'");
-  std::string ow = j.value("overwrite", "truncate_insert");
+  std::string ow = j.value("overwrite", "auto");
   if (ow == "exchange") s.overwrite = OverwriteMethod::Exchange;
-  else if (ow != "truncate_insert")
+  else if (ow == "truncate_insert") s.overwrite = OverwriteMethod::TruncateInsert;
+  else if (ow != "auto")
     throw Error(ErrorCode::ConfigBadValue, "unknown overwrite method '" + ow + "'");
   if (j.contains("unique_key")) {
     const auto& k = j["unique_key"];

@@ -67,7 +67,7 @@ struct StagedLoad {
 
 struct GateSpec {
   std::string name;              // e.g. "merge_key_not_null"
-  std::string type;              // not_null | unique (issue 4 adds the rest)
+  std::string type;              // a type of kSqlGateTypes (core/connector/sql_gates.hpp)
   std::vector<std::string> columns;
   std::string severity = "error";  // error | warn
   nlohmann::json params;
@@ -81,6 +81,7 @@ struct GateResult {
   int64_t failing_rows = 0;
   std::vector<std::string> samples;  // a few failing values
   std::string sql;                   // what ran, where it ran as SQL
+  std::string detail;                // what was compared ("source 10 rows, staged 9 ..."), or ""
   nlohmann::json to_json() const;
 };
 
@@ -130,6 +131,8 @@ class Sink {
   virtual void abort(const StagedLoad& staged) noexcept = 0;
   // The newest receipt for this stream, if the sink keeps receipts.
   virtual std::optional<LoadReceipt> latest_receipt() = 0;
+  // True when stage() loads StreamingRows::parts concurrently (one connection each).
+  virtual bool loads_parts() const { return false; }
 };
 
 }  // namespace dpone

@@ -47,6 +47,9 @@ struct Window {
 
 struct ExtractOptions {
   size_t batch_rows = 8192;
+  // The sink loads StreamingRows::parts concurrently (Sink::loads_parts()); a source
+  // asked to read in parallel produces parts only then, else one stream.
+  bool sink_loads_parts = false;
 };
 
 class Source {

@@ -10,11 +10,13 @@
 namespace dpone {
 
 enum class StrategyMode { FullRefresh, Append, Merge, Replace, PartitionReplace, SnapshotDiff, Scd2 };
-enum class OverwriteMethod { TruncateInsert, Exchange };
+// Auto: the sink picks; a sink that cannot tell which is safe picks TruncateInsert
+// (postgres picks Exchange when nothing depends on the target's identity: README there).
+enum class OverwriteMethod { TruncateInsert, Exchange, Auto };
 
 struct StrategySpec {
   StrategyMode mode = StrategyMode::Append;
-  OverwriteMethod overwrite = OverwriteMethod::TruncateInsert;  // full_refresh only
+  OverwriteMethod overwrite = OverwriteMethod::Auto;            // full_refresh only
   std::vector<std::string> unique_key;                          // merge; append.only_new_rows
   bool only_new_rows = false;                                   // append
   bool allow_shrink = false;                                    // full_refresh

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
+#include "core/connector/sql_gates.hpp"
 #include "core/errors.hpp"
 #include "core/manifest/config_node.hpp"
 #include "core/manifest/option_spec.hpp"
@@ -666,6 +667,7 @@ class Compiler {
     check_connection(merged, config, "source");
     check_connection(merged, config, "sink");
     name_gates(config);
+    check_gates(merged, config, in);
 
     spec.name = config.contains("name") && config["name"].is_string()
                     ? config["name"].get<std::string>()
@@ -762,6 +764,23 @@ class Compiler {
       add(ErrorCode::ConfigBadValue, node->mark, node->path,
           fmt::format("connection '{}' is a '{}' connection, but the {} connector is '{}'", id,
                       *type, role, connector));
+    }
+  }
+
+  // Keys each gate type needs and takes (the schema lists the union of all types' keys).
+  void check_gates(const ConfigNode& merged, const nlohmann::json& config, const StreamInput& in) {
+    if (!config.contains("quality") || !config["quality"].is_array()) return;
+    const ConfigNode* list = merged.get("quality");
+    for (size_t i = 0; i < config["quality"].size(); ++i) {
+      const ConfigNode* item = list != nullptr && list->is_list() && i < list->items.size() ? &list->items[i] : nullptr;
+      for (const auto& [key, message] : check_gate_spec(config["quality"][i])) {
+        const ConfigNode* at = item != nullptr ? item->get(key) : nullptr;
+        if (at == nullptr) at = item;
+        add(ErrorCode::ConfigBadValue, at != nullptr ? at->mark : in.mark,
+            at != nullptr && at != item ? at->path
+                                        : fmt::format("{}.quality[{}].{}", in.label, i, key),
+            message);
+      }
     }
   }
 

@@ -49,12 +49,24 @@ json build_strategy() {
       {"type", "map"},
       {"doc", "Load strategy (SPEC \"Load strategies\")."},
       {"keys",
-       {{"mode", required(enum_of({"full_refresh", "append", "merge"},
+       {{"mode", required(enum_of({"full_refresh", "append", "merge", "replace",
+                                   "partition_replace"},
                                   "How staged rows reach the target; the sink connector may "
                                   "support fewer modes."))},
-        {"overwrite", enum_of({"truncate_insert", "exchange"},
-                              "full_refresh: empty and refill the target in one transaction, or "
-                              "build a shadow and swap names (default truncate_insert).")},
+        {"where", opt("string",
+                      "replace: SQL predicate of the target slice this load replaces; every "
+                      "staged row must satisfy it.")},
+        {"partition_by",
+         opt("string_list",
+             "partition_replace: column(s) whose values name a partition (default: the "
+             "target's declarative partition key).")},
+        {"max_partitions_per_run",
+         opt("integer", "partition_replace: refuse a load touching more partitions (default 100).")},
+        {"overwrite", enum_of({"auto", "truncate_insert", "exchange"},
+                              "full_refresh: empty and refill the target in one transaction "
+                              "(truncate_insert), or build a shadow and swap names (exchange); "
+                              "auto (default) lets the sink pick the fastest safe one and `plan` "
+                              "says which and why.")},
         {"unique_key", unique_key},
         {"only_new_rows",
          opt("boolean", "append: skip rows whose unique_key is already in the target.")},
@@ -111,16 +123,36 @@ json build_evolution() {
 }
 
 json build_quality() {
-  json gate = {{"type", "map"},
-               {"doc", "A gate run on staging before promotion."},
-               {"keys",
-                {{"name", opt("string", "Gate name in reports (default `<type>_<columns>`).")},
-                 {"type", required(enum_of({"not_null", "unique"}, "What the gate checks."))},
-                 {"columns", required(opt("string_list", "Column(s) the gate checks."))},
-                 {"severity", with_default(enum_of({"error", "warn"},
-                                                   "error: fail the run with the target "
-                                                   "untouched; warn: record and continue."),
-                                           "error")}}}};
+  // Which keys each type takes is checked by check_gate_spec (core/connector/sql_gates);
+  // docs/quality-gates.md has an example per type.
+  json gate = {
+      {"type", "map"},
+      {"doc", "A gate run on staging before promotion (docs/quality-gates.md)."},
+      {"keys",
+       {{"name", opt("string", "Gate name in reports (default `<type>_<columns>`).")},
+        {"type", required(enum_of({"row_count", "min_rows", "not_null", "unique", "accepted_values", "range",
+                                   "freshness", "custom_sql", "typed_hash"},
+                                  "What the gate checks."))},
+        {"columns", opt("string_list",
+                        "Column(s) the gate checks: not_null, unique (one or more); accepted_values, range, "
+                        "freshness (exactly one); typed_hash (optional, default every non-json column).")},
+        {"severity", with_default(enum_of({"error", "warn"},
+                                          "error: fail the run with the target untouched; warn: record and "
+                                          "continue."),
+                                  "error")},
+        {"tolerance", opt("any",
+                          "row_count: allowed difference between source rows read and rows staged, in rows "
+                          "(3) or percent of the source rows (\"0.5%\"); default 0.")},
+        {"min", opt("any", "min_rows: the fewest rows the load may stage. range: inclusive lower bound.")},
+        {"max", opt("any", "range: inclusive upper bound (a number, date or timestamp).")},
+        {"values", json{{"type", "list"},
+                        {"items", json{{"type", "any"}}},
+                        {"doc", "accepted_values: the allowed values (NULL is left to not_null)."}}},
+        {"max_age", opt("string",
+                        "freshness: the newest value must be at most this old at run time: `<n>s|m|h|d|w` "
+                        "(\"24h\").")},
+        {"sql", opt("string",
+                    "custom_sql: one SELECT returning the failing rows; `{staging}` names the staged table.")}}}};
   return with_default(
       json{{"type", "list"}, {"items", gate}, {"doc", "Quality gates (SPEC \"Quality gates\")."}},
       json::array());

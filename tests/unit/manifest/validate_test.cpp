@@ -207,6 +207,8 @@ streams:
 
 TEST(Validate, QualityGatesOnlyOfTypesThatRun) {
   TempDir dir;
+  // Unknown types and severities are schema errors; the keys each type needs or does not
+  // take are checked per type (check_gate_spec), each at its own path.
   auto problems = problems_of(dir, R"(kind: dpone.batch.v1
 streams:
   - name: a
@@ -216,12 +218,17 @@ streams:
       - {type: not_null, columns: id}
       - {type: row_count, columns: [id]}
       - {type: uniqe, columns: [id], severity: fatal}
+      - {type: min_rows}
+      - {type: range, columns: [amount], min: 0, values: [1]}
 )");
-  ASSERT_EQ(problems.size(), 3u) << dump(problems);
-  EXPECT_EQ(problems[0].path, "streams[0].quality[1].type");
+  ASSERT_EQ(problems.size(), 5u) << dump(problems);  // in file order
+  EXPECT_EQ(problems[0].path, "streams[0].quality[1].columns");
   EXPECT_EQ(problems[1].path, "streams[0].quality[2].type");
   EXPECT_EQ(problems[1].suggestion, "unique");
   EXPECT_EQ(problems[2].path, "streams[0].quality[2].severity");
+  EXPECT_EQ(problems[3].path, "streams[0].quality[3].min");
+  EXPECT_EQ(problems[4].path, "streams[0].quality[4].values");
+  EXPECT_NE(problems[4].message.find("'values' does not apply to a range gate"), std::string::npos) << dump(problems);
 
   auto m = testing::load_text(dir, R"(kind: dpone.batch.v1
 streams:
@@ -336,7 +343,7 @@ TEST(Reference, MarkdownIsGeneratedFromTheSchema) {
   EXPECT_NE(md.find("| `kind` | one of: dpone.batch.v1 | yes |"), std::string::npos) << md;
   EXPECT_NE(md.find("`streams[].sink.strategy`"), std::string::npos) << md;
   EXPECT_NE(md.find("`streams[].quality[]`"), std::string::npos) << md;
-  EXPECT_NE(md.find("| `mode` | one of: full_refresh, append, merge | yes |"), std::string::npos);
+  EXPECT_NE(md.find("| `mode` | one of: full_refresh, append, merge, replace, partition_replace | yes |"), std::string::npos);
   EXPECT_NE(md.find("| `path` | string |  | `\".dpone/state.db\"` |"), std::string::npos) << md;
   // Every stream key of the schema is documented.
   for (const auto& [key, spec] : stream_schema()["keys"].items()) {
