@@ -4,7 +4,7 @@
 # The SQLite and files connectors need no server; each server-backed connector adds one
 # file scripts/services/<name>.sh defining start_<name>, stop_<name>, status_<name> and
 # clean_<name> and writing $ROOT/<name>.env (see docs/testing.md "Services").
-#   scripts/services.sh start | stop | status | clean
+#   scripts/services.sh start | stop | status | clean [service ...]   (default: all)
 #     start   start every service not yet running (idempotent), then write $ROOT/env.sh
 #     stop    stop every service by its recorded PID (fast shutdown, SIGKILL after ~15 s)
 #     status  say what runs; exit 0 when all run, 3 when one is stopped
@@ -41,7 +41,7 @@ write_env_sh() {
   local tmp=$ROOT/env.sh.tmp s
   {
     echo "# Written by scripts/services.sh; source it to reach the running test services."
-    for s in "${SERVICES[@]}"; do
+    for s in "${ALL_SERVICES[@]}"; do
       [ -f "$ROOT/$s.env" ] && cat "$ROOT/$s.env"
     done
     true
@@ -52,8 +52,19 @@ write_env_sh() {
 cmd=${1:-status}
 case "$cmd" in
   start|stop|status|clean) ;;
-  *) echo "usage: $0 start|stop|status|clean" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|clean [service ...]" >&2; exit 2 ;;
 esac
+# Optional service names after the command: only those (e.g. a benchmark that needs
+# PostgreSQL alone); env.sh still lists every service that runs.
+ALL_SERVICES=("${SERVICES[@]}")
+if [ $# -gt 1 ]; then
+  shift
+  for s in "$@"; do
+    [ -f "$(dirname "$0")/services/$s.sh" ] ||
+      die "unknown service '$s' (known: ${ALL_SERVICES[*]})"
+  done
+  SERVICES=("$@")
+fi
 mkdir -p "$ROOT"
 is_root && chmod 755 "$ROOT"
 if [ ${#SERVICES[@]} -eq 0 ]; then

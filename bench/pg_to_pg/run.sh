@@ -42,7 +42,7 @@ cleanup() {
   if [ "${BENCH_KEEP_DB:-0}" != 1 ] && [ -n "${ADMIN_DSN:-}" ]; then
     psql "$ADMIN_DSN" -XAtq -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   fi
-  if [ "$started_service" = 1 ]; then "$ROOT/scripts/services.sh" stop >/dev/null; fi
+  if [ "$started_service" = 1 ]; then "$ROOT/scripts/services.sh" stop postgres >/dev/null; fi
 }
 trap cleanup EXIT
 
@@ -50,8 +50,8 @@ if [ -n "${BENCH_PG_DSN:-}" ]; then
   ADMIN_DSN=$BENCH_PG_DSN
   cluster_note="cluster: BENCH_PG_DSN"
 else
-  if ! "$ROOT/scripts/services.sh" status >/dev/null; then
-    "$ROOT/scripts/services.sh" start
+  if ! "$ROOT/scripts/services.sh" status postgres >/dev/null; then
+    "$ROOT/scripts/services.sh" start postgres
     started_service=1
   fi
   # shellcheck source=/dev/null

@@ -189,11 +189,12 @@ void PgConnection::copy_in_put(std::string_view data) {
   }
 }
 
-void PgConnection::copy_in_end() {
+int64_t PgConnection::copy_in_end() {
   if (PQputCopyEnd(conn_, nullptr) != 1) fail("COPY FROM STDIN (end)");
   PgResult last(PQgetResult(conn_));
   while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
   check(last, "COPY FROM STDIN", PGRES_COMMAND_OK);
+  return last.affected();
 }
 
 void PgConnection::copy_in_abort() noexcept {

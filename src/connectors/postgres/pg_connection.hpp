@@ -84,7 +84,7 @@ class PgConnection {
   // the server rejects the data, e.g. a value of the wrong type).
   void copy_in_start(const std::string& sql);
   void copy_in_put(std::string_view data);
-  void copy_in_end();
+  int64_t copy_in_end();  // the rows the server loaded
   // Abandons a COPY IN in progress (best effort, never throws).
   void copy_in_abort() noexcept;
 

@@ -2,24 +2,35 @@
 //
 //   stage    -> CREATE UNLOGGED TABLE "<table>__dpone_stg_<run>" (no constraints), then
 //               one COPY ... FROM STDIN in text format, fed batch by batch, or, for a
-//               pg_copy_text byte stream (pass-through), with the source's bytes as is
+//               pg_copy_text / pg_copy_binary byte stream (pass-through), with the
+//               source's bytes as is (binary: the staging columns get the source's exact
+//               types). A full_refresh that exchanges into an existing target of the same
+//               shape stages straight into the new table instead ("direct exchange":
+//               CREATE TABLE stg (LIKE target INCLUDING ALL), then COPY), so promotion
+//               only swaps names: the rows are written once, as a native COPY writes them.
 //   check    -> not_null / unique as SQL on the staging table
 //   promote  -> BEGIN; evolution DDL; strategy; receipt row in <schema>.__dpone__loads;
 //               drop staging; COMMIT. Any failure rolls all of it back.
 //
 // Strategies (README.md "Strategies" has the SQL):
 //   full_refresh truncate_insert: TRUNCATE + INSERT ... SELECT
-//   full_refresh exchange: shadow table (LIKE target INCLUDING ALL), filled, then the
-//     target is renamed away, the shadow renamed in, owner and grants copied, the old
-//     table dropped; all in the promotion transaction
+//   full_refresh exchange: shadow table (LIKE target INCLUDING ALL), filled (or the
+//     direct-exchange staging table itself), then the target is renamed away, the shadow
+//     renamed in, owner and grants copied, the old table dropped and the new indexes
+//     given the old names; all in the promotion transaction
+//   full_refresh auto (default): exchange when nothing depends on the target's identity
+//     (exchange_blockers()), else truncate_insert
 //   append [only_new_rows]: INSERT ... SELECT [WHERE NOT EXISTS (same key)]
 //   merge: INSERT ... ON CONFLICT (keys) DO UPDATE when a PK or a full unique index on
 //     exactly the keys exists, else DELETE ... USING staging + INSERT
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <set>
+#include <thread>
 
 #include "connectors/postgres/pg_connector.hpp"
 #include "core/connector/sql_gates.hpp"
@@ -47,11 +58,23 @@ struct TargetShape {
   bool exists = false;
   std::vector<std::string> primary_key;
   bool key_unique = false;          // PK or full unique index exactly on the merge key
+  bool exchange = false;            // full_refresh: exchange (else truncate_insert)
+  std::string overwrite_reason;     // full_refresh auto: why this method
   std::string owner;                // exchange: owner of the target
+  std::optional<std::string> comment;  // exchange: COMMENT ON TABLE (LIKE copies only columns')
+  std::vector<std::string> partition_key;  // declarative partition key columns, if any
+  bool from_catalog = true;  // false: guessed from the stream's schema (no target yet)
   std::vector<std::string> grants;  // exchange: GRANT statements re-creating its ACL
 };
 
-enum class StepKind { Exec, CountPrevious, CountStaged, CountUpdated, Insert };
+// PairIndexes: before the swap, pair the new table's indexes (sql = its qualified name)
+// with the target's; RenameIndexes: after the old table is dropped, give them the old names.
+// Delete: runs and counts its rows as deleted. RowsOutsideSlice / PartitionCount: guards
+// (replace, partition_replace) that fail the promotion with GATE_FAILED, nothing changed.
+enum class StepKind {
+  Exec, CountPrevious, CountStaged, CountUpdated, CountInserted, Insert, Delete, PairIndexes,
+  RenameIndexes, RowsOutsideSlice, PartitionCount
+};
 
 struct Step {
   StepKind kind;
@@ -110,6 +133,8 @@ class PgSink : public Sink {
     }
     table_ = *table;
     schema_ = options.string("schema").value_or("public");
+    if (ctx.options.is_object() && ctx.options.contains("strategy"))
+      strategy_ = StrategySpec::from_json(ctx.options["strategy"]);
   }
 
   // --- plan-time ------------------------------------------------------------------
@@ -120,7 +145,8 @@ class PgSink : public Sink {
     PgConnection& db = handle(ErrorCode::SinkUnavailable);
     info.server = "PostgreSQL " + db.query_value("SHOW server_version").value_or("?");
     info.capabilities = {"COPY FROM STDIN into UNLOGGED staging", "transactional DDL",
-                         "INSERT ... ON CONFLICT", "pg_copy_text pass-through"};
+                         "INSERT ... ON CONFLICT", "pg_copy_binary and pg_copy_text pass-through",
+                         "direct exchange (full_refresh staged into the new table)"};
     check_schema(db);
     auto kind = pg::relation_kind(db, schema_, table_);
     if (!kind) return info;
@@ -146,10 +172,11 @@ class PgSink : public Sink {
     return info;
   }
 
-  // pg_copy_text first: a postgres source that offers it (pass-through) is staged
-  // without decoding or re-encoding a single row.
+  // COPY bytes first: a postgres source that offers them (pass-through) is staged
+  // without decoding or re-encoding a single row; binary is cheaper for both servers.
   std::vector<ArtifactSpec> accepts() const override {
-    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText},
+    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyBinary},
+            ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText},
             ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
   }
 
@@ -202,14 +229,31 @@ class PgSink : public Sink {
     PgConnection& db = handle(ErrorCode::SinkUnavailable);
     TargetShape shape = target_shape(db, strategy);
     if (!shape.exists) shape = shape_from_schema(source_schema, strategy);
-    std::vector<std::string> out = {"BEGIN"};
-    for (const auto& step : strategy_steps(strategy, source_schema, shape, staging_name()))
-      out.push_back(step.sql);
+    std::vector<std::string> out;
+    if (strategy.mode == StrategyMode::FullRefresh) {
+      out.push_back(fmt::format("-- full_refresh overwrite {}: {}{}", to_string(strategy.overwrite),
+                                shape.exchange ? "exchange" : "truncate_insert",
+                                shape.overwrite_reason.empty() ? "" : " (" + shape.overwrite_reason + ")"));
+      if (shape.exchange && shape.exists && direct_shape_matches(db, source_schema, {}))
+        out.push_back("-- direct exchange: rows are staged straight into " +
+                      qualified(staging_name()) + " (LIKE " + qualified(table_) +
+                      " INCLUDING ALL); promotion swaps names");
+    }
+    out.push_back("BEGIN");
+    const bool direct = shape.exchange && shape.exists && direct_shape_matches(db, source_schema, {});
+    for (const auto& step : strategy_steps(strategy, source_schema, shape, staging_name(), direct)) {
+      if (step.kind == StepKind::PairIndexes) continue;
+      out.push_back(step.kind == StepKind::RenameIndexes
+                        ? "ALTER INDEX <each new index> RENAME TO <the old index's name>"
+                        : step.sql);
+    }
     for (const auto& sql : receipt_sql()) out.push_back(sql);
-    out.push_back("DROP TABLE " + qualified(staging_name()));
+    if (!direct) out.push_back("DROP TABLE " + qualified(staging_name()));
     out.push_back("COMMIT");
     return out;
   }
+
+  bool loads_parts() const override { return true; }
 
   std::optional<LoadReceipt> latest_receipt() override {
     PgConnection& db = handle(ErrorCode::SinkUnavailable);
@@ -262,54 +306,89 @@ class PgSink : public Sink {
     }
   }
 
+  // Every gate runs as SQL on the staging table (core/connector/sql_gates.hpp judges it).
   std::vector<GateResult> check(const StagedLoad& staged,
                                 const std::vector<GateSpec>& gates) override {
     PgConnection& db = handle(ErrorCode::StageFailed);
     db.set_failure_code(ErrorCode::StageFailed);
-    std::set<std::string> staged_columns;
+    Schema staged_columns;  // names only: the runtime's annotation gives the logical types
     for (const auto& c : pg::table_columns(db, schema_, staged.staging_name))
-      staged_columns.insert(c.name);
-    if (staged_columns.empty()) {
+      staged_columns.columns.push_back(Column{c.name, LogicalType::of(TypeId::String), true});
+    if (staged_columns.columns.empty()) {
       throw Error(ErrorCode::StageFailed,
                   fmt::format("{}: staging table {} is missing", where_, staged.staging_name));
     }
-    const std::string stg = qualified(staged.staging_name);
-    validate_sql_gates(gates, staged_columns, where_, "postgres");
-    SqlGateDialect dialect{
-        [](const std::string& c) { return quote_ident(c); },
-        [](const std::string& c) {
-          return fmt::format("{} || '=' || coalesce(quote_literal({}::text), 'NULL')", pg::quote_literal(c),
-                             quote_ident(c));
-        },
-        [](const std::vector<std::string>& parts) { return fmt::format("concat_ws(', ', {})", fmt::join(parts, ", ")); },
-        ""};
-    std::vector<GateResult> out;
-    for (const auto& gate : gates) {
-      GateResult r;
-      r.name = gate.name;
-      r.type = gate.type;
-      r.severity = gate.severity;
-      GateSql q = render_sql_gate(gate, stg, dialect, kMaxSamples);
-      r.failing_rows = db.query_int64(q.count_sql);
-      PgResult samples = db.exec(q.sample_sql);
-      for (int i = 0; i < samples.rows(); ++i) {
-        r.samples.push_back(gate.type == "not_null"
-                                ? shorten(samples.value(i, 0))
-                                : fmt::format("{} ({} rows)", shorten(samples.value(i, 1)), samples.value(i, 0)));
+    SqlGateTarget target{qualified(staged.staging_name), staged_gate_schema(gates, std::move(staged_columns)),
+                         where_, "postgres"};
+    SqlGateDialect dialect;
+    dialect.quote_all_samples = true;  // values shown as quote_literal shows them
+    dialect.quote_ident = [](const std::string& c) { return quote_ident(c); };
+    dialect.quote_literal = [](const std::string& v) { return pg::quote_literal(v); };
+    dialect.comparable = [](const std::string& c, const LogicalType&) { return c; };
+    dialect.literal = [](const LogicalType& t, const std::string& v) -> std::string {
+      switch (t.id) {
+        case TypeId::Int16: case TypeId::Int32: case TypeId::Int64:
+        case TypeId::Float32: case TypeId::Float64: case TypeId::Decimal: case TypeId::Bool:
+          return v;
+        default:
+          return pg::quote_literal(v) + "::" + pg::declared_type(t);
       }
-      r.sql = q.count_sql + ";\n" + q.sample_sql;
-      r.passed = r.failing_rows == 0;
-      out.push_back(std::move(r));
-    }
-    return out;
+    };
+    dialect.hash_form = [](const std::string& c, const LogicalType& t) -> std::string {
+      auto utc_text = [](const std::string& e) {
+        return fmt::format("to_char({0}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || rtrim(rtrim(to_char({0}, '.US'), '0'), '.')", e);
+      };
+      switch (t.id) {
+        case TypeId::Bool:
+          return fmt::format("CASE WHEN {0} THEN 'true' WHEN NOT {0} THEN 'false' END", c);
+        case TypeId::Float32:
+          return fmt::format("CASE WHEN {0} = 'NaN'::real THEN 'NaN' ELSE encode(float4send({0}), 'hex') END", c);
+        case TypeId::Float64:
+          return fmt::format("CASE WHEN {0} = 'NaN'::float8 THEN 'NaN' ELSE encode(float8send({0}), 'hex') END", c);
+        case TypeId::Bytes:
+          return fmt::format("encode({}, 'hex')", c);
+        case TypeId::Date:
+          return fmt::format("to_char({}, 'YYYY-MM-DD')", c);
+        case TypeId::Timestamp:
+          return t.tz ? utc_text("(" + c + " AT TIME ZONE 'UTC')") + " || 'Z'" : utc_text(c);
+        default:
+          return c + "::text";  // int, decimal (scale digits), string, time (trailing zeros trimmed), uuid
+      }
+    };
+    dialect.byte_length = [](const std::string& e) { return "octet_length(" + e + ")"; };
+    dialect.hash_query = [](const std::string& row, const std::string& stg) {
+      return fmt::format(
+          "SELECT count(*), coalesce(sum(('x' || substr(md5({}), 1, 16))::bit(64)::bigint), 0)::text FROM {}", row,
+          stg);
+    };
+    struct Runner : SqlGateRunner {
+      PgConnection& db;
+      explicit Runner(PgConnection& d) : db(d) {}
+      std::vector<SqlRow> query(const std::string& sql) override {
+        PgResult r = db.exec(sql);
+        std::vector<SqlRow> out;
+        for (int i = 0; i < r.rows(); ++i) {
+          SqlRow row;
+          for (int c = 0; c < r.columns(); ++c) row.emplace_back(PQfname(r.get(), c), r.optional_value(i, c));
+          out.push_back(std::move(row));
+        }
+        return out;
+      }
+    } runner(db);
+    // Gates only read: a custom_sql with a data-modifying CTE (WITH d AS (DELETE ...)) must
+    // not change anything before promotion. Rolled back when the scope ends.
+    PgTransaction read_only(db, "BEGIN TRANSACTION READ ONLY");
+    return run_sql_gates(gates, target, dialect, runner, kMaxSamples);
   }
 
   PromoteResult promote(const StagedLoad& staged, const PromoteRequest& request) override {
     check_staging_name(staged.staging_name);
     // Configuration errors surface with their own code before anything starts.
     render_ddl(request.source_schema, request.changes);
+    const bool direct = staged.details.is_object() && staged.details.value("direct", false);
     strategy_steps(request.strategy, request.source_schema,
-                   shape_from_schema(request.source_schema, request.strategy), staged.staging_name);
+                   shape_from_schema(request.source_schema, request.strategy), staged.staging_name,
+                   direct);
     PgConnection& db = handle(ErrorCode::SinkUnavailable);
     db.set_failure_code(ErrorCode::PromoteFailed);
     PromoteResult result;
@@ -330,9 +409,27 @@ class PgSink : public Sink {
                                 where_, target_name()));
       }
       int64_t staged_rows = 0;
-      for (const auto& step :
-           strategy_steps(request.strategy, request.source_schema, shape, staged.staging_name)) {
+      if (direct && !shape.exchange) {
+        throw Error(ErrorCode::PromoteFailed,
+                    fmt::format("{}: {} was staged for an exchange, which is no longer safe ({})",
+                                where_, target_name(), shape.overwrite_reason),
+                    "re-run: the next run stages for truncate_insert");
+      }
+      std::vector<std::pair<std::string, std::string>> index_renames;
+      for (const auto& step : strategy_steps(request.strategy, request.source_schema, shape,
+                                             staged.staging_name, direct)) {
         switch (step.kind) {
+          case StepKind::PairIndexes:
+            index_renames = pair_indexes(db, step.sql);
+            continue;
+          case StepKind::RenameIndexes:
+            for (const auto& [from, to] : index_renames) {
+              std::string sql = fmt::format("ALTER INDEX {} RENAME TO {}", qualified(from),
+                                            quote_ident(to));
+              db.exec(sql);
+              result.sql.push_back(sql);
+            }
+            continue;
           case StepKind::Exec:
             db.exec(step.sql);
             break;
@@ -342,6 +439,33 @@ class PgSink : public Sink {
           case StepKind::CountStaged:
             staged_rows = db.query_int64(step.sql);
             break;
+          case StepKind::CountInserted:
+            result.inserted = db.query_int64(step.sql);
+            break;
+          case StepKind::Delete:
+            result.deleted += db.exec(step.sql).affected();
+            break;
+          case StepKind::RowsOutsideSlice:
+            if (int64_t n = db.query_int64(step.sql); n > 0) {
+              throw Error(ErrorCode::GateFailed,
+                          fmt::format("{}: {} staged rows are outside the replace slice `where: "
+                                      "{}`; loading them would put rows outside the slice the "
+                                      "next run replaces",
+                                      where_, n, request.strategy.raw.value("where", "")),
+                          "make the source read only the slice, or widen `where`");
+            }
+            break;
+          case StepKind::PartitionCount: {
+            const int64_t max = max_partitions(request.strategy);
+            if (int64_t n = db.query_int64(step.sql); n > max) {
+              throw Error(ErrorCode::GateFailed,
+                          fmt::format("{}: the staged rows touch {} partitions of {}, more than "
+                                      "max_partitions_per_run ({})",
+                                      where_, n, target_name(), max),
+                          "raise sink.strategy.max_partitions_per_run if this is intended");
+            }
+            break;
+          }
           case StepKind::CountUpdated:
             result.updated = db.query_int64(step.sql);
             result.inserted = staged_rows - result.updated;
@@ -353,9 +477,11 @@ class PgSink : public Sink {
         result.sql.push_back(step.sql);
       }
       write_receipt(db, request.receipt, result.sql);
-      std::string drop = "DROP TABLE " + qualified(staged.staging_name);
-      db.exec(drop);
-      result.sql.push_back(drop);
+      if (!direct) {  // a direct exchange's staging table has become the target
+        std::string drop = "DROP TABLE " + qualified(staged.staging_name);
+        db.exec(drop);
+        result.sql.push_back(drop);
+      }
       failpoint("inside_promote");
       txn->commit();
       result.sql.push_back("COMMIT");
@@ -363,7 +489,9 @@ class PgSink : public Sink {
     } catch (const std::exception& e) {
       if (txn) txn->rollback();
       const auto* err = dynamic_cast<const Error*>(&e);
-      if (err && err->code() == ErrorCode::FailpointTriggered) throw;
+      if (err && (err->code() == ErrorCode::FailpointTriggered ||
+                  err->code() == ErrorCode::GateFailed))
+        throw;
       throw Error(
           ErrorCode::PromoteFailed,
           fmt::format("{}: promotion into {} failed and was rolled back (target, receipt and "
@@ -417,41 +545,93 @@ class PgSink : public Sink {
       throw Error(ErrorCode::Internal, fmt::format("{}: nothing to stage: no columns", where_));
     }
     BatchReader* reader = nullptr;
-    ByteReader* copy_text = nullptr;
+    ByteReader* copy_bytes = nullptr;
     InMemoryRows* in_memory = nullptr;
+    WireFormat format = WireFormat::RecordBatch;
+    std::vector<std::string> wire_types;
+    std::vector<std::unique_ptr<ByteReader>>* parts = nullptr;
     if (auto* rows = std::get_if<StreamingRows>(&artifact)) {
-      if (rows->format == WireFormat::RecordBatch) reader = rows->batches.get();
-      if (rows->format == WireFormat::PgCopyText) copy_text = rows->bytes.get();
+      format = rows->format;
+      if (format == WireFormat::RecordBatch) reader = rows->batches.get();
+      if (format == WireFormat::PgCopyText || format == WireFormat::PgCopyBinary) {
+        copy_bytes = rows->bytes.get();
+        if (!copy_bytes && !rows->parts.empty()) parts = &rows->parts;
+      }
+      wire_types = rows->wire_types;
     } else {
       in_memory = std::get_if<InMemoryRows>(&artifact);
     }
-    if (!reader && !in_memory && !copy_text) {
+    const bool binary = format == WireFormat::PgCopyBinary;
+    if ((!reader && !in_memory && !copy_bytes && !parts) ||
+        (binary && wire_types.size() != source_schema.columns.size())) {
       throw Error(ErrorCode::Internal,
-                  fmt::format("{} cannot stage {}: it accepts streaming_rows/pg_copy_text and "
-                              "streaming_rows/record_batch",
+                  fmt::format("{} cannot stage {}: it accepts streaming_rows/pg_copy_binary (with "
+                              "a type per column), pg_copy_text and record_batch",
                               where_, spec_of(artifact).to_string()));
     }
     PgConnection& db = handle(ErrorCode::StageFailed);
     check_schema(db);
     const std::string stg = staging_name();
     db.exec("DROP TABLE IF EXISTS " + qualified(stg));
-    db.exec(create_table_sql(qualified(stg), source_schema, false, true));
-    db.copy_in_start(
-        fmt::format("COPY {} ({}) FROM STDIN", qualified(stg), join_quoted(source_schema.names())));
+    // Direct exchange: the staging table is the future target (module comment).
+    bool direct = false;
+    if (strategy_ && strategy_->mode == StrategyMode::FullRefresh) {
+      TargetShape shape = target_shape(db, *strategy_);
+      direct = shape.exists && shape.exchange && direct_shape_matches(db, source_schema, wire_types);
+    }
+    if (direct) {
+      db.exec(fmt::format("CREATE TABLE {} (LIKE {} INCLUDING ALL)", qualified(stg),
+                          qualified(table_)));
+    } else if (binary) {
+      std::vector<std::string> defs;
+      for (size_t i = 0; i < wire_types.size(); ++i)
+        defs.push_back(quote_ident(source_schema.columns[i].name) + " " + wire_types[i]);
+      db.exec(fmt::format("CREATE UNLOGGED TABLE {} ({})", qualified(stg), fmt::join(defs, ", ")));
+    } else {
+      db.exec(create_table_sql(qualified(stg), source_schema, false, true));
+    }
+    const std::string copy_sql = fmt::format("COPY {} ({}) FROM STDIN{}", qualified(stg),
+                                             join_quoted(source_schema.names()),
+                                             binary ? " (FORMAT binary)" : "");
     StagedLoad staged;
     staged.staging_name = stg;
-    if (copy_text) {
-      try {
-        pass_through(db, *copy_text, staged);
-      } catch (...) {
-        db.copy_in_abort();
-        throw;
-      }
-      db.copy_in_end();
+    if (parts) {
+      load_parts(*parts, copy_sql, binary, staged);
       db.exec("ANALYZE " + qualified(stg));
-      staged.details = {{"target", db.target()}, {"schema", schema_}, {"table", stg}};
+      staged.details = {{"target", db.target()}, {"schema", schema_},       {"table", stg},
+                        {"format", to_string(format)}, {"direct", direct}, {"parts", parts->size()}};
       return staged;
     }
+    db.copy_in_start(copy_sql);
+    try {
+      if (copy_bytes) {
+        pass_through(*copy_bytes, binary, staged);
+      } else {
+        write_batches(reader, in_memory, source_schema, staged);
+      }
+    } catch (...) {
+      db.copy_in_abort();
+      throw;
+    }
+    const int64_t loaded = db.copy_in_end();
+    if (loaded != staged.rows) {
+      throw Error(ErrorCode::StageFailed,
+                  fmt::format("{}: COPY into {} loaded {} rows, but dpone sent {}", where_,
+                              qualified(stg), loaded, staged.rows),
+                  "this is a bug in dpone's COPY stream: please report it with the run record");
+    }
+    db.exec("ANALYZE " + qualified(stg));
+    staged.details = {{"target", db.target()},
+                      {"schema", schema_},
+                      {"table", stg},
+                      {"format", to_string(format)},
+                      {"direct", direct}};
+    return staged;
+  }
+
+  void write_batches(BatchReader* reader, InMemoryRows* in_memory, const Schema& source_schema,
+                     StagedLoad& staged) {
+    PgConnection& db = *conn_;
     const size_t ncols = source_schema.columns.size();
     std::string buffer;
     auto write = [&](const RecordBatch& batch) {
@@ -482,47 +662,133 @@ class PgSink : public Sink {
       staged.bytes += static_cast<int64_t>(batch.byte_size());
       if (on_progress_) on_progress_(staged.rows, staged.bytes);
     };
-    try {
-      if (reader) {
-        while (auto batch = reader->next()) write(*batch);
-      } else {
-        for (const auto& batch : in_memory->batches) write(batch);
-      }
-    } catch (...) {
-      db.copy_in_abort();
-      throw;
+    if (reader) {
+      while (auto batch = reader->next()) write(*batch);
+    } else {
+      for (const auto& batch : in_memory->batches) write(batch);
     }
-    db.copy_in_end();
-    db.exec("ANALYZE " + qualified(stg));
-    staged.details = {{"target", db.target()}, {"schema", schema_}, {"table", stg}};
-    return staged;
   }
 
-  // Pass-through: the source's COPY text goes to COPY FROM STDIN as it comes, in reads
-  // of kCopyChunk bytes. COPY text escapes newlines inside values (\n), so every raw
-  // '\n' ends one row; a last row without its '\n' counts too. staged.bytes counts
-  // the COPY text. on_progress after the first read and then every kProgressRows rows.
-  void pass_through(PgConnection& db, ByteReader& in, StagedLoad& staged) {
+  // Pass-through: the source's COPY bytes go to COPY FROM STDIN as they come, in reads
+  // of kCopyChunk bytes, counted on the way (CopyRowCounter) for progress and for the
+  // check against the server's own count. staged.bytes counts the COPY bytes. on_progress
+  // after the first read and then every kProgressRows rows.
+  void pass_through(ByteReader& in, bool binary, StagedLoad& staged) {
     constexpr int64_t kProgressRows = 65536;
+    PgConnection& db = *conn_;
+    pg::CopyRowCounter counter(binary);
     std::string buffer(kCopyChunk, '\0');
     int64_t next_report = 0;
-    char last = '\n';
     while (size_t n = in.read(buffer.data(), buffer.size())) {
-      const char* p = buffer.data();
-      const char* end = p + n;
-      while ((p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p))))) {
-        ++staged.rows;
-        ++p;
-      }
-      last = buffer[n - 1];
+      std::string_view chunk(buffer.data(), n);
+      counter.feed(chunk);
+      staged.rows = counter.rows();
       staged.bytes += static_cast<int64_t>(n);
-      db.copy_in_put(std::string_view(buffer.data(), n));
+      db.copy_in_put(chunk);
       if (on_progress_ && staged.rows >= next_report) {
         on_progress_(staged.rows, staged.bytes);
         next_report = staged.rows + kProgressRows;
       }
     }
-    if (last != '\n') ++staged.rows;
+    if (binary && staged.bytes == 0) {
+      // An empty window: a binary COPY still needs its header and end marker.
+      static constexpr std::string_view kEmpty("PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0\377\377", 21);
+      db.copy_in_put(kEmpty);
+      return;
+    }
+    counter.finish(where_);
+    staged.rows = counter.rows();
+    if (on_progress_) on_progress_(staged.rows, staged.bytes);
+  }
+
+  // Parallel parts: one connection and one COPY per part, each on its own thread; this
+  // thread reports progress (and so runs the during_stage failpoint) every 200 ms. The
+  // first failure stops the others (their COPYs are aborted) and is rethrown here; the
+  // staging table is then dropped by stage(). Each part's rows are counted and checked
+  // against its server's COPY count.
+  void load_parts(std::vector<std::unique_ptr<ByteReader>>& parts, const std::string& copy_sql,
+                  bool binary, StagedLoad& staged) {
+    struct Worker {
+      std::unique_ptr<PgConnection> conn;
+      std::atomic<int64_t> rows{0};
+      std::atomic<int64_t> bytes{0};
+      std::exception_ptr error;
+      std::thread thread;
+    };
+    std::vector<std::unique_ptr<Worker>> workers;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      auto w = std::make_unique<Worker>();
+      w->conn = PgConnection::connect(connection_, ErrorCode::SinkUnavailable, where_);
+      w->conn->set_failure_code(ErrorCode::StageFailed);
+      workers.push_back(std::move(w));
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<size_t> running{parts.size()};
+    for (size_t i = 0; i < parts.size(); ++i) {
+      Worker& w = *workers[i];
+      ByteReader& in = *parts[i];
+      w.thread = std::thread([&, binary] {
+        try {
+          PgConnection& db = *w.conn;
+          db.copy_in_start(copy_sql);
+          pg::CopyRowCounter counter(binary);
+          std::string buffer(kCopyChunk, '\0');
+          int64_t bytes = 0;
+          while (size_t n = in.read(buffer.data(), buffer.size())) {
+            if (stop) throw Error(ErrorCode::StageFailed, "stopped: another part failed");
+            std::string_view chunk(buffer.data(), n);
+            counter.feed(chunk);
+            db.copy_in_put(chunk);
+            bytes += static_cast<int64_t>(n);
+            w.rows = counter.rows();
+            w.bytes = bytes;
+          }
+          if (binary && bytes == 0) {
+            db.copy_in_put(std::string_view("PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0\377\377", 21));
+          } else {
+            counter.finish(where_);
+          }
+          const int64_t loaded = db.copy_in_end();
+          if (loaded != counter.rows()) {
+            throw Error(ErrorCode::StageFailed,
+                        fmt::format("{}: a parallel COPY loaded {} rows, but dpone sent {}", where_,
+                                    loaded, counter.rows()));
+          }
+          w.rows = loaded;
+        } catch (...) {
+          w.error = std::current_exception();
+          w.conn->copy_in_abort();
+          stop = true;
+        }
+        --running;
+      });
+    }
+    auto total = [&] {
+      int64_t rows = 0, bytes = 0;
+      for (const auto& w : workers) {
+        rows += w->rows;
+        bytes += w->bytes;
+      }
+      staged.rows = rows;
+      staged.bytes = bytes;
+    };
+    std::exception_ptr first;
+    try {
+      while (running > 0 && !stop) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        total();
+        if (on_progress_) on_progress_(staged.rows, staged.bytes);
+      }
+    } catch (...) {
+      first = std::current_exception();
+      stop = true;
+    }
+    for (auto& w : workers) w->thread.join();
+    for (auto& w : workers) {
+      if (!first && w->error) first = w->error;
+    }
+    if (first) std::rethrow_exception(first);
+    total();
     if (on_progress_) on_progress_(staged.rows, staged.bytes);
   }
 
@@ -582,15 +848,39 @@ class PgSink : public Sink {
     shape.exists = kind.has_value();
     if (!shape.exists) return shape;
     shape.primary_key = pg::primary_key(db, schema_, table_);
+    if (strategy.mode == StrategyMode::PartitionReplace) {
+      PgResult pk = db.exec_params(
+          "SELECT a.attname FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
+          "JOIN pg_namespace n ON n.oid = c.relnamespace "
+          "CROSS JOIN LATERAL unnest(p.partattrs::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+          "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+          "WHERE n.nspname = $1 AND c.relname = $2 ORDER BY k.ord",
+          {schema_, table_});
+      for (int i = 0; i < pk.rows(); ++i) shape.partition_key.emplace_back(pk.value(i, 0));
+    }
     if (strategy.mode == StrategyMode::Merge)
       shape.key_unique = key_is_unique(db, strategy.unique_key);
-    if (strategy.mode == StrategyMode::FullRefresh &&
-        strategy.overwrite == OverwriteMethod::Exchange) {
+    if (strategy.mode == StrategyMode::FullRefresh) {
+      if (strategy.overwrite == OverwriteMethod::Auto) {
+        auto blockers = exchange_blockers(db);
+        shape.exchange = blockers.empty();
+        shape.overwrite_reason =
+            blockers.empty() ? "nothing depends on the table's identity"
+                             : fmt::format("{} would not survive an exchange", fmt::join(blockers, ", "));
+      } else {
+        shape.exchange = strategy.overwrite == OverwriteMethod::Exchange;
+      }
+    }
+    if (shape.exchange) {
       shape.owner = db.query_value(
                           "SELECT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n "
                           "ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
                           {schema_, table_})
                         .value_or("");
+      shape.comment = db.query_value(
+          "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON "
+          "n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+          {schema_, table_});
       // The ACL without the owner's own entry (the owner keeps all rights implicitly).
       PgResult acl = db.exec_params(
           "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid("
@@ -609,9 +899,91 @@ class PgSink : public Sink {
     return shape;
   }
 
+  // What would not survive renaming a new table into the target's place (README.md
+  // "full_refresh: auto"): each entry names the kind of dependency found.
+  std::vector<std::string> exchange_blockers(PgConnection& db) {
+    PgResult r = db.exec_params(
+        "SELECT c.relkind::text, "
+        "(SELECT count(*) FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid "
+        "  WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = c.oid AND w.ev_class <> c.oid), "
+        "(SELECT count(*) FROM pg_constraint f WHERE f.contype = 'f' AND (f.conrelid = c.oid OR "
+        "  f.confrelid = c.oid)), "
+        "(SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), "
+        "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) + c.relrowsecurity::int, "
+        "(SELECT count(*) FROM pg_publication_rel p WHERE p.prrelid = c.oid), "
+        "(SELECT count(*) FROM pg_depend d JOIN pg_class q ON q.oid = d.objid "
+        "  WHERE d.classid = 'pg_class'::regclass AND d.refobjid = c.oid AND q.relkind = 'S'), "
+        "(SELECT count(*) FROM pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid), "
+        "(SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attacl IS NOT NULL), "
+        "(c.reloptions IS NOT NULL OR c.reltablespace <> 0 OR c.relreplident <> 'd')::int "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relname = $2",
+        {schema_, table_});
+    std::vector<std::string> out;
+    if (r.rows() == 0) return out;
+    if (r.value(0, 0) != "r") out.push_back("a partitioned or special table");
+    static const char* kinds[] = {"views or rules", "foreign keys", "triggers",
+                                  "row-level security", "publications",
+                                  "owned sequences (serial or identity)", "inheritance",
+                                  "column privileges",
+                                  "storage parameters, tablespace or replica identity"};
+    for (int i = 0; i < 9; ++i) {
+      if (r.value(0, i + 1) != "0") out.push_back(kinds[i]);
+    }
+    return out;
+  }
+
+  // A direct exchange needs the target to have exactly the stream's columns with the
+  // same logical types (no evolution to apply) and, for binary COPY, the same server
+  // types as the source sends.
+  bool direct_shape_matches(PgConnection& db, const Schema& source_schema,
+                            const std::vector<std::string>& wire_types) {
+    auto cols = pg::table_columns(db, schema_, table_);
+    if (cols.size() != source_schema.columns.size()) return false;
+    for (size_t i = 0; i < source_schema.columns.size(); ++i) {
+      const Column& want = source_schema.columns[i];
+      auto it = std::find_if(cols.begin(), cols.end(),
+                             [&](const pg::CatalogColumn& c) { return c.name == want.name; });
+      if (it == cols.end()) return false;
+      auto mapped = pg::map_pg_type(it->formatted, it->category);
+      if (!mapped.known || mapped.as_json || !(mapped.type == want.type)) return false;
+      if (!wire_types.empty() && wire_types[i] != it->formatted) return false;
+    }
+    return true;
+  }
+
+  // Pairs the indexes of `fresh` (qualified name) with the target's by definition
+  // (primary/unique flags and everything after USING), in creation order; returns
+  // (fresh index, old index name) for the renames after the old table is dropped.
+  std::vector<std::pair<std::string, std::string>> pair_indexes(PgConnection& db,
+                                                                const std::string& fresh) {
+    const std::string sql =
+        "SELECT ic.relname, i.indisprimary::text || i.indisunique::text || "
+        "substr(pg_get_indexdef(i.indexrelid), strpos(pg_get_indexdef(i.indexrelid), ' USING ')) "
+        "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+        "WHERE i.indrelid = $1::regclass ORDER BY i.indexrelid";
+    PgResult fresh_ix = db.exec_params(sql, {fresh});
+    PgResult old_ix = db.exec_params(sql, {qualified(table_)});
+    std::vector<std::pair<std::string, std::string>> out;
+    std::vector<bool> used(static_cast<size_t>(old_ix.rows()), false);
+    for (int i = 0; i < fresh_ix.rows(); ++i) {
+      for (int j = 0; j < old_ix.rows(); ++j) {
+        if (used[static_cast<size_t>(j)] || old_ix.value(j, 1) != fresh_ix.value(i, 1)) continue;
+        used[static_cast<size_t>(j)] = true;
+        if (fresh_ix.value(i, 0) != old_ix.value(j, 0))
+          out.emplace_back(std::string(fresh_ix.value(i, 0)), std::string(old_ix.value(j, 0)));
+        break;
+      }
+    }
+    return out;
+  }
+
   TargetShape shape_from_schema(const Schema& schema, const StrategySpec& strategy) const {
     TargetShape shape;
     shape.exists = true;
+    shape.from_catalog = false;
+    shape.exchange = strategy.mode == StrategyMode::FullRefresh &&
+                     strategy.overwrite != OverwriteMethod::TruncateInsert;
     shape.primary_key = schema.primary_key;
     if (strategy.mode == StrategyMode::Merge) {
       std::set<std::string> pk(schema.primary_key.begin(), schema.primary_key.end());
@@ -654,8 +1026,10 @@ class PgSink : public Sink {
     }
   }
 
+  // direct: `staging` is a direct-exchange staging table (full_refresh): it is swapped in.
   std::vector<Step> strategy_steps(const StrategySpec& strategy, const Schema& source_schema,
-                                   const TargetShape& shape, const std::string& staging) const {
+                                   const TargetShape& shape, const std::string& staging,
+                                   bool direct = false) const {
     const std::string target = qualified(table_);
     const std::string stg = qualified(staging);
     const std::string cols = join_quoted(source_schema.names());
@@ -665,15 +1039,20 @@ class PgSink : public Sink {
     switch (strategy.mode) {
       case StrategyMode::FullRefresh:
         steps.push_back({StepKind::CountPrevious, "SELECT count(*) FROM " + target});
-        if (strategy.overwrite == OverwriteMethod::TruncateInsert) {
+        if (!shape.exchange) {
           steps.push_back({StepKind::Exec, "TRUNCATE TABLE " + target});
           steps.push_back({StepKind::Insert, insert_all});
         } else {
-          const std::string shadow = qualified(shadow_name());
-          steps.push_back({StepKind::Exec,
-                           fmt::format("CREATE TABLE {} (LIKE {} INCLUDING ALL)", shadow, target)});
-          steps.push_back({StepKind::Insert, fmt::format("INSERT INTO {} ({}) SELECT {} FROM {}",
-                                                         shadow, cols, cols, stg)});
+          const std::string shadow = direct ? stg : qualified(shadow_name());
+          if (direct) {
+            steps.push_back({StepKind::CountInserted, "SELECT count(*) FROM " + shadow});
+          } else {
+            steps.push_back({StepKind::Exec, fmt::format("CREATE TABLE {} (LIKE {} INCLUDING ALL)",
+                                                         shadow, target)});
+            steps.push_back({StepKind::Insert, fmt::format("INSERT INTO {} ({}) SELECT {} FROM {}",
+                                                           shadow, cols, cols, stg)});
+          }
+          steps.push_back({StepKind::PairIndexes, shadow});
           steps.push_back({StepKind::Exec, fmt::format("ALTER TABLE {} RENAME TO {}", target,
                                                        quote_ident(old_name()))});
           steps.push_back({StepKind::Exec, fmt::format("ALTER TABLE {} RENAME TO {}", shadow,
@@ -683,7 +1062,12 @@ class PgSink : public Sink {
                                                          quote_ident(shape.owner))});
           }
           for (const auto& g : shape.grants) steps.push_back({StepKind::Exec, g});
+          if (shape.comment) {
+            steps.push_back({StepKind::Exec, fmt::format("COMMENT ON TABLE {} IS {}", target,
+                                                         pg::quote_literal(*shape.comment))});
+          }
           steps.push_back({StepKind::Exec, "DROP TABLE " + qualified(old_name())});
+          steps.push_back({StepKind::RenameIndexes, ""});
         }
         break;
       case StrategyMode::Append:
@@ -736,13 +1120,81 @@ class PgSink : public Sink {
         }
         break;
       }
+      case StrategyMode::Replace: {
+        const std::string pred = strategy.raw.value("where", "");
+        if (pred.empty()) {
+          throw Error(ErrorCode::ConfigMissingKey,
+                      fmt::format("{}: replace needs `where`: the SQL predicate of the slice of {} "
+                                  "this load replaces",
+                                  where_, target_name()),
+                      "e.g. where: \"day = '2026-11-01'\"");
+        }
+        steps.push_back({StepKind::RowsOutsideSlice,
+                         fmt::format("SELECT count(*) FROM {} WHERE NOT coalesce(({}), false)", stg,
+                                     pred)});
+        steps.push_back({StepKind::Delete, fmt::format("DELETE FROM {} WHERE {}", target, pred)});
+        steps.push_back({StepKind::Insert, insert_all});
+        break;
+      }
+      case StrategyMode::PartitionReplace: {
+        std::vector<std::string> cols = partition_columns(strategy, shape);
+        for (const auto& c : cols) {
+          if (shape.from_catalog && source_schema.find(c) < 0) {
+            throw Error(ErrorCode::ConfigBadValue,
+                        fmt::format("{}: partition column '{}' is not a column of the stream",
+                                    where_, c));
+          }
+        }
+        std::vector<std::string> match;
+        for (const auto& c : cols)
+          match.push_back(
+              fmt::format("t.{} IS NOT DISTINCT FROM p.{}", quote_ident(c), quote_ident(c)));
+        const std::string parts =
+            fmt::format("(SELECT DISTINCT {} FROM {}) AS p", join_quoted(cols), stg);
+        steps.push_back({StepKind::PartitionCount, "SELECT count(*) FROM " + parts});
+        steps.push_back({StepKind::Delete, fmt::format("DELETE FROM {} AS t USING {} WHERE {}",
+                                                       target, parts, fmt::join(match, " AND "))});
+        steps.push_back({StepKind::Insert, insert_all});
+        break;
+      }
       default:
         throw Error(ErrorCode::ConfigBadValue,
                     fmt::format("{}: the postgres sink does not support the strategy '{}'", where_,
                                 mode_name(strategy.mode)),
-                    "use full_refresh, append or merge");
+                    "use full_refresh, append, merge, replace or partition_replace");
     }
     return steps;
+  }
+
+  // partition_replace: `partition_by` (a column or a list), else the target's declarative
+  // partition key (plain columns only).
+  std::vector<std::string> partition_columns(const StrategySpec& strategy,
+                                             const TargetShape& shape) const {
+    std::vector<std::string> cols;
+    const auto& by = strategy.raw.is_object() ? strategy.raw.value("partition_by", nlohmann::json())
+                                              : nlohmann::json();
+    if (by.is_string()) cols.push_back(by.get<std::string>());
+    if (by.is_array()) {
+      for (const auto& c : by) {
+        if (c.is_string()) cols.push_back(c.get<std::string>());
+      }
+    }
+    if (cols.empty()) cols = shape.partition_key;
+    if (cols.empty() && !shape.from_catalog) return {"<partition key of the target>"};
+    if (cols.empty()) {
+      throw Error(ErrorCode::ConfigMissingKey,
+                  fmt::format("{}: partition_replace needs `partition_by` (the column(s) whose "
+                              "values name a partition), or a target partitioned by plain columns",
+                              where_));
+    }
+    return cols;
+  }
+
+  static int64_t max_partitions(const StrategySpec& strategy) {
+    constexpr int64_t kDefault = 100;
+    if (!strategy.raw.is_object()) return kDefault;
+    const auto& v = strategy.raw.value("max_partitions_per_run", nlohmann::json(kDefault));
+    return v.is_number_integer() ? v.get<int64_t>() : kDefault;
   }
 
   std::vector<std::string> receipt_sql() const {
@@ -791,6 +1243,7 @@ class PgSink : public Sink {
   std::string table_;
   std::string schema_;
   std::unique_ptr<PgConnection> conn_;
+  std::optional<StrategySpec> strategy_;  // from the sink options; decides direct exchange
   bool checked_schema_ = false;
   std::set<std::string> warned_;
 };

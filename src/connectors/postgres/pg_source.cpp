@@ -127,11 +127,11 @@ class PgBatchReader : public BatchReader {
   bool done_ = false;
 };
 
-// Pass-through (README.md "Pass-through"): the COPY OUT data rows as they come, one
-// after another, never decoded. Memory: libpq's current row plus the caller's buffer.
-class PgCopyTextReader : public ByteReader {
+// Pass-through (README.md "Pass-through"): the COPY OUT data as it comes, text or
+// binary, never decoded. Memory: libpq's current row plus the caller's buffer.
+class PgCopyReader : public ByteReader {
  public:
-  PgCopyTextReader(std::shared_ptr<PgConnection> conn, const std::string& copy_sql,
+  PgCopyReader(std::shared_ptr<PgConnection> conn, const std::string& copy_sql,
                    bool commit_at_end)
       : conn_(std::move(conn)), commit_at_end_(commit_at_end) {
     conn_->copy_out_start(copy_sql);
@@ -181,6 +181,17 @@ class EmptyBatchReader : public BatchReader {
   Schema schema_;
 };
 
+constexpr int kMaxParallel = 16;
+
+// The type a column is sent as in binary COPY: its own, except blank-padded char(n),
+// which is sent as text with its padding (casting bpchar to another type strips it, and
+// the other paths load the padded text).
+std::string binary_wire_type(const pg::PgColumnType& t) {
+  if (t.pg_name == "character" || t.pg_name == "bpchar" || t.pg_name.rfind("character(", 0) == 0)
+    return "text";
+  return t.pg_name;
+}
+
 bool is_integer_type(const LogicalType& t) {
   return t.id == TypeId::Int16 || t.id == TypeId::Int32 || t.id == TypeId::Int64;
 }
@@ -208,6 +219,21 @@ class PgSource : public Source {
     cursor_ = options.string("cursor").value_or("");
     lookback_ = options.string_or_integer("lookback").value_or("");
     primary_key_ = options.string_list("primary_key");
+    if (auto par = options.string_or_integer("parallel")) {
+      int n = 0;
+      auto [end, ec] = std::from_chars(par->data(), par->data() + par->size(), n);
+      if (ec != std::errc() || end != par->data() + par->size() || n < 1 || n > kMaxParallel) {
+        throw Error(ErrorCode::ConfigBadValue,
+                    fmt::format("{}: `parallel` must be an integer from 1 to {}, not '{}'", where_,
+                                kMaxParallel, *par));
+      }
+      parallel_ = n;
+    }
+    split_by_ = options.string("split_by").value_or("auto");
+    if (split_by_ != "auto" && split_by_ != "key" && split_by_ != "ctid") {
+      throw Error(ErrorCode::ConfigBadValue,
+                  fmt::format("{}: `split_by` must be auto, key or ctid, not '{}'", where_, split_by_));
+    }
     std::string mode = options.string("incremental").value_or(cursor_.empty() ? "full" : "cursor");
     if (mode == "full") {
       mode_ = Mode::Full;
@@ -340,22 +366,32 @@ class PgSource : public Source {
     return schema;
   }
 
-  // pg_copy_text first (pass-through, README.md "Pass-through") when discover() has run
-  // and every column's server text is valid COPY input for the staging type the postgres
-  // sink declares for it, with the value the record-batch path would load
-  // (pg::copy_text_passes_through); otherwise record batches only.
+  // Pass-through (README.md "Pass-through"), once discover() has run:
+  // - pg_copy_binary when every column's binary data can be staged on another server
+  //   (pg::copy_binary_passes_through): the artifact names each column's exact server
+  //   type (wire_types), and a reader must decode with exactly those types;
+  // - pg_copy_text when every column's server text is valid COPY input for the staging
+  //   type the postgres sink declares for it, with the value the record-batch path would
+  //   load (pg::copy_text_passes_through);
+  // - record batches always.
   std::vector<ArtifactSpec> produces() const override {
     const ArtifactSpec batches{ArtifactKind::StreamingRows, WireFormat::RecordBatch};
     if (!schema_) return {batches};
-    for (const auto& c : columns_) {
-      if (!pg::copy_text_passes_through(c.pg)) return {batches};
-    }
-    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText}, batches};
+    std::vector<ArtifactSpec> out;
+    if (std::all_of(columns_.begin(), columns_.end(),
+                    [](const SourceColumn& c) { return pg::copy_binary_passes_through(c.pg); }))
+      out.push_back({ArtifactKind::StreamingRows, WireFormat::PgCopyBinary});
+    if (std::all_of(columns_.begin(), columns_.end(),
+                    [](const SourceColumn& c) { return pg::copy_text_passes_through(c.pg); }))
+      out.push_back({ArtifactKind::StreamingRows, WireFormat::PgCopyText});
+    out.push_back(batches);
+    return out;
   }
 
   Artifact extract(const Window& window, const ArtifactSpec& spec,
                    const ExtractOptions& options) override {
-    const bool bytes = spec == ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText};
+    const bool binary = spec.format == WireFormat::PgCopyBinary;
+    const bool bytes = binary || spec.format == WireFormat::PgCopyText;
     Schema schema = discover();
     const auto offered = produces();
     if (std::find(offered.begin(), offered.end(), spec) == offered.end()) {
@@ -366,6 +402,9 @@ class PgSource : public Source {
     }
     StreamingRows out;
     out.format = spec.format;
+    if (binary) {
+      for (const auto& c : columns_) out.wire_types.push_back(binary_wire_type(c.pg));
+    }
     if (window.empty) {
       if (xmin_txn_) {
         conn_->exec("COMMIT");
@@ -381,7 +420,17 @@ class PgSource : public Source {
     std::vector<std::string> exprs;
     for (const auto& c : columns_) {
       std::string q = quote_ident(c.column.name);
-      exprs.push_back(c.pg.as_json ? fmt::format("to_json({}) AS {}", q, q) : q);
+      if (c.pg.as_json) {
+        exprs.push_back(fmt::format("to_json({}) AS {}", q, q));
+      } else if (binary && binary_wire_type(c.pg) == "text" && c.pg.pg_name != "text") {
+        // char(n) as the server prints it, padding included (a cast would strip it).
+        exprs.push_back(fmt::format("textin(bpcharout({})) AS {}", q, q));
+      } else if (binary) {
+        // Binary data is only valid for the exact type: a domain is sent as its base type.
+        exprs.push_back(fmt::format("{}::{} AS {}", q, c.pg.pg_name, q));
+      } else {
+        exprs.push_back(q);
+      }
     }
     std::string select = fmt::format("SELECT {} FROM {}", fmt::join(exprs, ", "), from_clause());
     if (mode_ == Mode::Cursor) {
@@ -389,7 +438,20 @@ class PgSource : public Source {
     } else if (mode_ == Mode::Xmin && !window.low.is_null()) {
       select += " WHERE " + xmin_predicate(window);
     }
-    std::string copy = fmt::format("COPY ({}) TO STDOUT", select);
+    const std::string copy_options = binary ? " (FORMAT binary)" : "";
+    const bool has_where = select.find(" WHERE ") != std::string::npos &&
+                           (mode_ == Mode::Cursor || (mode_ == Mode::Xmin && !window.low.is_null()));
+    if (parallel_ > 1 && bytes && options.sink_loads_parts) {
+      out.parts = read_parallel(select, has_where, copy_options);
+      return out;
+    }
+    if (parallel_ > 1 && diagnostics_) {
+      diagnostics_->warn(fmt::format(
+          "{}: parallel: {} is not used: the sink loads one stream ({}), so parts would only be "
+          "read one after another",
+          where_, parallel_, spec.to_string()));
+    }
+    std::string copy = fmt::format("COPY ({}) TO STDOUT{}", select, copy_options);
     handle();
     // The reader owns the connection (and, in xmin mode, the open snapshot): the next
     // use of this source connects again.
@@ -397,7 +459,7 @@ class PgSource : public Source {
     bool commit = xmin_txn_;
     xmin_txn_ = false;
     if (bytes) {
-      out.bytes = std::make_unique<PgCopyTextReader>(std::move(conn), copy, commit);
+      out.bytes = std::make_unique<PgCopyReader>(std::move(conn), copy, commit);
       return out;
     }
     out.batches = std::make_unique<PgBatchReader>(std::move(conn), copy, columns_,
@@ -420,6 +482,106 @@ class PgSource : public Source {
   }
 
  private:
+  // parallel: N (README.md "Parallel reads"): one snapshot exported from this source's
+  // connection (the xmin snapshot when there is one), N worker connections that import it
+  // before the exporter commits, each reading one range with its own COPY. The workers
+  // commit when their stream ends.
+  std::vector<std::unique_ptr<ByteReader>> read_parallel(const std::string& select, bool has_where,
+                                                         const std::string& copy_options) {
+    PgConnection& db = handle();
+    if (!xmin_txn_) {
+      db.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      xmin_txn_ = true;
+    }
+    const std::string snapshot = db.query_value("SELECT pg_export_snapshot()").value_or("");
+    std::vector<std::string> ranges = split_ranges(db, select, has_where);
+    std::vector<std::unique_ptr<ByteReader>> parts;
+    for (const auto& range : ranges) {
+      std::shared_ptr<PgConnection> worker =
+          PgConnection::connect(connection_, ErrorCode::SourceUnavailable, where_);
+      worker->set_failure_code(ErrorCode::SourceReadFailed);
+      worker->exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      worker->exec("SET TRANSACTION SNAPSHOT " + worker->literal(snapshot));
+      std::string q = range.empty() ? select
+                                    : fmt::format("{} {} ({})", select, has_where ? "AND" : "WHERE", range);
+      parts.push_back(std::make_unique<PgCopyReader>(
+          std::move(worker), fmt::format("COPY ({}) TO STDOUT{}", q, copy_options), true));
+    }
+    // Every worker holds the snapshot now: the exporting transaction may end.
+    db.exec("COMMIT");
+    xmin_txn_ = false;
+    return parts;
+  }
+
+  // The predicates of the parts, read in the exported snapshot: ranges of a single
+  // integer key (min..max cut in equal widths; NULL keys go to the first part) or of
+  // physical blocks (ctid, tables only; PostgreSQL 14+ scans a TID range directly).
+  std::vector<std::string> split_ranges(PgConnection& db, const std::string& select, bool has_where) {
+    std::vector<std::string> keys = primary_key_;
+    if (keys.empty() && !table_.empty()) keys = pg::primary_key(db, schema_name_, table_);
+    std::string key;
+    if (keys.size() == 1) {
+      for (const auto& c : columns_) {
+        if (c.column.name == keys[0] && is_integer_type(c.column.type)) key = keys[0];
+      }
+    }
+    std::string kind = split_by_;
+    if (kind == "auto") kind = key.empty() ? "ctid" : "key";
+    if (kind == "key" && key.empty()) {
+      throw Error(ErrorCode::ConfigBadValue,
+                  fmt::format("{}: parallel with split_by: key needs a single-column integer key "
+                              "on {}",
+                              where_, object_),
+                  "set `primary_key` to such a column, or use split_by: ctid (tables only)");
+    }
+    if (kind == "ctid" && (table_.empty() || pg::relation_kind(db, schema_name_, table_) != 'r')) {
+      throw Error(ErrorCode::ConfigBadValue,
+                  fmt::format("{}: parallel needs a single-column integer key or a plain table "
+                              "(block ranges) to split {}",
+                              where_, object_),
+                  "set `primary_key` to an integer column of the query, or drop `parallel`");
+    }
+    split_kind_ = kind;
+    std::vector<std::string> out;
+    const __int128 n = parallel_;
+    if (kind == "key") {
+      const std::string k = quote_ident(key);
+      // The bounds of the rows this run reads (same window predicate as the parts).
+      std::string inner = select.substr(select.find(" FROM "));
+      PgResult r = db.exec(fmt::format("SELECT min({0})::text, max({0})::text {1}", k, inner));
+      if (r.optional_value(0, 0) == std::nullopt) return {""};  // nothing to split
+      int64_t lo = std::stoll(std::string(r.value(0, 0)));
+      int64_t hi = std::stoll(std::string(r.value(0, 1)));
+      const __int128 width = static_cast<__int128>(hi) - lo + 1;
+      std::vector<int64_t> bounds;
+      for (__int128 i = 1; i < n; ++i) bounds.push_back(static_cast<int64_t>(lo + width * i / n));
+      bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
+      out.push_back(bounds.empty() ? "" : fmt::format("{0} < {1} OR {0} IS NULL", k, bounds[0]));
+      for (size_t i = 0; i < bounds.size(); ++i) {
+        out.push_back(i + 1 < bounds.size()
+                          ? fmt::format("{0} >= {1} AND {0} < {2}", k, bounds[i], bounds[i + 1])
+                          : fmt::format("{} >= {}", k, bounds[i]));
+      }
+    } else {
+      (void)has_where;
+      int64_t pages = db.query_int64(fmt::format(
+          "SELECT pg_relation_size({}::regclass) / current_setting('block_size')::int",
+          pg::quote_literal(quote_ident(schema_name_) + "." + quote_ident(table_))));
+      std::vector<int64_t> bounds;
+      for (__int128 i = 1; i < n; ++i) bounds.push_back(static_cast<int64_t>(pages * i / n));
+      bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
+      if (!bounds.empty() && bounds[0] == 0) bounds.erase(bounds.begin());
+      out.push_back(bounds.empty() ? "" : fmt::format("ctid < '({},0)'::tid", bounds[0]));
+      for (size_t i = 0; i < bounds.size(); ++i) {
+        out.push_back(i + 1 < bounds.size()
+                          ? fmt::format("ctid >= '({},0)'::tid AND ctid < '({},0)'::tid", bounds[i],
+                                        bounds[i + 1])
+                          : fmt::format("ctid >= '({},0)'::tid", bounds[i]));
+      }
+    }
+    return out;
+  }
+
   PgConnection& handle() {
     if (!conn_) {
       conn_ = PgConnection::connect(connection_, ErrorCode::SourceUnavailable, where_);
@@ -636,6 +798,9 @@ class PgSource : public Source {
   std::shared_ptr<PgConnection> conn_;
   bool xmin_txn_ = false;
   int64_t snapshot_xmax_ = 0;
+  int parallel_ = 1;
+  std::string split_by_;
+  std::string split_kind_;  // key or ctid, once split
   std::vector<SourceColumn> columns_;
   std::optional<Schema> schema_;
 };

@@ -396,4 +396,115 @@ bool decode_copy_field(std::string_view field, std::string& out) {
   return true;
 }
 
+bool copy_binary_passes_through(const PgColumnType& t) {
+  if (t.as_json) return false;
+  if (t.known) return true;
+  static const char* const kBuiltin[] = {"numeric", "time with time zone", "money", "inet",
+                                         "cidr", "macaddr"};
+  for (const char* b : kBuiltin) {
+    if (t.pg_name == b) return true;
+  }
+  return t.pg_name.rfind("interval", 0) == 0 || t.pg_name.rfind("time(", 0) == 0;
+}
+
+namespace {
+constexpr std::string_view kBinarySignature("PGCOPY\n\377\r\n\0", 11);
+constexpr size_t kBinaryHeader = 11 + 4 + 4;  // signature, flags, extension length
+
+int64_t big_endian(std::string_view b) {
+  uint64_t v = 0;
+  for (unsigned char c : b) v = (v << 8) | c;
+  // Sign-extend the 2- and 4-byte wire integers.
+  const unsigned bits = static_cast<unsigned>(b.size() * 8);
+  if (bits < 64 && (v >> (bits - 1)) & 1) v |= ~uint64_t{0} << bits;
+  return static_cast<int64_t>(v);
+}
+}  // namespace
+
+void CopyRowCounter::feed(std::string_view chunk) {
+  if (chunk.empty()) return;
+  if (!binary_) {
+    for (const char* p = chunk.data(), *end = p + chunk.size();
+         (p = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p))));
+         ++p)
+      ++rows_;
+    last_ = chunk.back();
+    return;
+  }
+  size_t i = 0;
+  // Takes `want` bytes into need_ (across chunks); true when complete.
+  auto take = [&](size_t want) {
+    size_t k = std::min(want - need_.size(), chunk.size() - i);
+    need_.append(chunk.data() + i, k);
+    i += k;
+    return need_.size() == want;
+  };
+  while (i < chunk.size()) {
+    switch (state_) {
+      case State::Header:
+        if (!take(kBinaryHeader)) return;
+        if (std::string_view(need_).substr(0, 11) != kBinarySignature) {
+          throw Error(ErrorCode::StageFailed, "the binary COPY stream has no PGCOPY signature");
+        }
+        skip_ = big_endian(std::string_view(need_).substr(15, 4));
+        need_.clear();
+        state_ = State::Extension;
+        break;
+      case State::Extension:
+      case State::FieldBytes: {
+        int64_t k = std::min<int64_t>(skip_, static_cast<int64_t>(chunk.size() - i));
+        i += static_cast<size_t>(k);
+        skip_ -= k;
+        if (skip_ > 0) return;
+        state_ = state_ == State::Extension || fields_left_ == 0 ? State::RowStart : State::FieldLength;
+        break;
+      }
+      case State::RowStart: {
+        if (!take(2)) return;
+        int64_t n = big_endian(need_);
+        need_.clear();
+        if (n == -1) {
+          state_ = State::Done;
+        } else {
+          ++rows_;
+          fields_left_ = static_cast<int>(n);
+          state_ = n > 0 ? State::FieldLength : State::RowStart;
+        }
+        break;
+      }
+      case State::FieldLength: {
+        if (!take(4)) return;
+        int64_t len = big_endian(need_);
+        need_.clear();
+        --fields_left_;
+        skip_ = len < 0 ? 0 : len;
+        state_ = State::FieldBytes;
+        break;
+      }
+      case State::Done:
+        trailing_ += static_cast<int64_t>(chunk.size() - i);
+        return;
+    }
+  }
+  // A value that ended exactly at the chunk's end: move on now, so finish() sees it.
+  if (state_ == State::FieldBytes && skip_ == 0)
+    state_ = fields_left_ == 0 ? State::RowStart : State::FieldLength;
+}
+
+void CopyRowCounter::finish(const std::string& where) {
+  if (!binary_) {
+    if (last_ != '\n') ++rows_;
+    return;
+  }
+  if (state_ == State::Header && need_.empty()) return;  // an empty stream: no rows
+  if (state_ != State::Done || trailing_ > 0) {
+    throw Error(ErrorCode::StageFailed,
+                fmt::format("{}: the binary COPY stream {} after {} rows", where,
+                            trailing_ > 0 ? "goes on after its end marker"
+                                          : "ended in the middle of a row or without its end marker",
+                            rows_),
+                "the source connection was probably cut: re-run");
+  }
+}
+
 }  // namespace dpone::pg

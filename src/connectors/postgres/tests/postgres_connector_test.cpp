@@ -2,6 +2,7 @@
 // DPONE_TEST_PG_DSN ("host=... port=... user=... dbname=..."). Without it the tests
 // fail when CI=true or DPONE_REQUIRE_SERVICES=1, and are skipped otherwise.
 // Each test works in its own schema (random name), dropped at the end.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -33,6 +34,8 @@ namespace {
 
 const dpone::ArtifactSpec kBatches{dpone::ArtifactKind::StreamingRows,
                                    dpone::WireFormat::RecordBatch};
+const dpone::ArtifactSpec kCopyBinary{dpone::ArtifactKind::StreamingRows,
+                                      dpone::WireFormat::PgCopyBinary};
 const dpone::ArtifactSpec kCopyText{dpone::ArtifactKind::StreamingRows,
                                     dpone::WireFormat::PgCopyText};
 
@@ -158,11 +161,15 @@ class PostgresTest : public ::testing::Test {
     if (db_) db_->exec("DROP SCHEMA " + schema_ + " CASCADE");
   }
 
-  std::unique_ptr<dpone::Sink> sink(const std::string& table, const std::string& run_id) {
+  // `strategy`: the manifest's sink.strategy map, when the test wants the sink to know it
+  // at stage time (direct exchange).
+  std::unique_ptr<dpone::Sink> sink(const std::string& table, const std::string& run_id,
+                                    json strategy = nullptr) {
     dpone::SinkContext ctx;
     ctx.stream = "s_" + table;
     ctx.run_id = run_id;
     ctx.options = json{{"table", table}, {"schema", schema_}};
+    if (!strategy.is_null()) ctx.options["strategy"] = std::move(strategy);
     ctx.connection = &conn_;
     ctx.diagnostics = &diag_;
     ctx.on_progress = [this](int64_t rows, int64_t) {
@@ -473,7 +480,8 @@ TEST_F(PostgresTest, PassThroughLoadsExactlyWhatRecordBatchesLoad) {
   src->plan_window(nullptr);
   src->discover();
   EXPECT_EQ(src->produces(), (std::vector<dpone::ArtifactSpec>{kCopyText, kBatches}));
-  EXPECT_EQ(sink("x", "r0")->accepts(), (std::vector<dpone::ArtifactSpec>{kCopyText, kBatches}));
+  EXPECT_EQ(sink("x", "r0")->accepts(),
+            (std::vector<dpone::ArtifactSpec>{kCopyBinary, kCopyText, kBatches}));
   // Before discover() the source cannot know: record batches only.
   EXPECT_EQ(source(json{{"table", "src"}})->produces(), std::vector<dpone::ArtifactSpec>{kBatches});
 
@@ -734,7 +742,9 @@ TEST_F(PostgresTest, StrategiesAndCounters) {
   EXPECT_EQ(r.inserted, 1);
   EXPECT_EQ(count("SELECT count(*) FROM " + schema_ + ".people"), 4);
   // full_refresh truncate_insert
-  r = load("people", "r5", s, {{"5", "eve", "1"}}, strategy(StrategyMode::FullRefresh));
+  auto truncate = strategy(StrategyMode::FullRefresh);
+  truncate.overwrite = dpone::OverwriteMethod::TruncateInsert;
+  r = load("people", "r5", s, {{"5", "eve", "1"}}, truncate);
   EXPECT_EQ(r.deleted, 4);
   EXPECT_EQ(r.inserted, 1);
   EXPECT_EQ(table_rows("people"), (std::vector<Row>{{"5", "eve", "1"}}));
@@ -781,6 +791,180 @@ TEST_F(PostgresTest, ExchangeKeepsIndexAndGrant) {
   EXPECT_EQ(count("SELECT count(*) FROM pg_tables WHERE schemaname = '" + schema_ +
                   "' AND tablename LIKE 'ex\\_\\_%'"),
             0);
+  // The new table's indexes carry the old names.
+  EXPECT_EQ(count("SELECT count(*) FROM pg_indexes WHERE schemaname = '" + schema_ +
+                  "' AND tablename = 'ex' AND indexname IN ('ex_name_idx', 'ex_pkey')"),
+            2);
+}
+
+// full_refresh with the default overwrite (auto) into an existing target of the same
+// shape stages straight into the new table and swaps names; the result keeps index
+// and constraint names, CHECK constraints, defaults, comments and grants.
+TEST_F(PostgresTest, AutoExchangeStagesDirectlyAndKeepsTheTablesShape) {
+  Schema s = people_schema();
+  load("dx", "r1", s, {{"1", "a", "1"}, {"2", "b", "2"}}, strategy(StrategyMode::Append));
+  const std::string t = schema_ + ".dx";
+  db_->exec("CREATE INDEX dx_name_idx ON " + t + " (name)");
+  db_->exec("ALTER TABLE " + t + " ADD CONSTRAINT dx_score_pos CHECK (score >= 0)");
+  db_->exec("COMMENT ON TABLE " + t + " IS 'the people'");
+  db_->exec(
+      "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+      "'dpone_test_reader') THEN CREATE ROLE dpone_test_reader; END IF; END $$");
+  db_->exec("GRANT SELECT ON " + t + " TO dpone_test_reader");
+  const std::string names_sql =
+      "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = '" +
+      schema_ + "' AND tablename = 'dx'";
+  const auto names_before = db_->query_value(names_sql);
+
+  const json full = {{"mode", "full_refresh"}};
+  auto plan = sink("dx", "p0", full)->describe_promotion(StrategySpec::from_json(full), s);
+  ASSERT_FALSE(plan.empty());
+  EXPECT_EQ(plan[0], "-- full_refresh overwrite auto: exchange (nothing depends on the table's identity)");
+  EXPECT_NE(plan[1].find("direct exchange"), std::string::npos) << plan[1];
+
+  auto sk = sink("dx", "r2", full);
+  auto staged = sk->stage(rows_artifact(s, {{"3", "c", "3"}, {"4", "d", "4"}, {"5", "e", "5"}}), s);
+  EXPECT_TRUE(staged.details.value("direct", false)) << staged.details.dump();
+  EXPECT_EQ(staged.rows, 3);
+  dpone::PromoteRequest req;
+  req.strategy = StrategySpec::from_json(full);
+  req.source_schema = s;
+  req.receipt.stream = "s_dx";
+  req.receipt.run_id = "r2";
+  req.receipt.rows = 3;
+  auto r = sk->promote(staged, req);
+  EXPECT_EQ(r.deleted, 2);
+  EXPECT_EQ(r.inserted, 3);
+  EXPECT_EQ(table_rows("dx"), (std::vector<Row>{{"3", "c", "3"}, {"4", "d", "4"}, {"5", "e", "5"}}));
+  EXPECT_EQ(db_->query_value(names_sql), names_before);
+  EXPECT_EQ(names_before, "dx_name_idx,dx_pkey");
+  EXPECT_EQ(count("SELECT count(*) FROM pg_constraint WHERE conname = 'dx_score_pos' AND "
+                  "conrelid = '" + t + "'::regclass"),
+            1);
+  EXPECT_EQ(db_->query_value("SELECT obj_description('" + t + "'::regclass, 'pg_class')"),
+            "the people");
+  EXPECT_EQ(db_->query_value("SELECT has_table_privilege('dpone_test_reader', '" + t +
+                             "', 'SELECT')"),
+            "t");
+  EXPECT_EQ(count("SELECT count(*) FROM pg_tables WHERE schemaname = '" + schema_ +
+                  "' AND tablename LIKE 'dx\\_\\_%'"),
+            0);
+  EXPECT_EQ(count("SELECT count(*) FROM " + schema_ + ".__dpone__loads WHERE run_id = 'r2'"), 1);
+
+  // A view on the target: auto falls back to truncate_insert, and says why.
+  db_->exec("CREATE VIEW " + schema_ + ".dx_view AS SELECT id FROM " + t);
+  plan = sink("dx", "p1", full)->describe_promotion(StrategySpec::from_json(full), s);
+  EXPECT_EQ(plan[0],
+            "-- full_refresh overwrite auto: truncate_insert (views or rules would not survive an "
+            "exchange)");
+  sk = sink("dx", "r3", full);
+  staged = sk->stage(rows_artifact(s, {{"6", "f", "6"}}), s);
+  EXPECT_FALSE(staged.details.value("direct", true));
+  req.receipt.run_id = "r3";
+  r = sk->promote(staged, req);
+  EXPECT_EQ(r.deleted, 3);
+  EXPECT_EQ(r.inserted, 1);
+  EXPECT_EQ(count("SELECT count(*) FROM " + schema_ + ".dx_view"), 1);
+}
+
+// pg_copy_binary: offered when every column has a mapped type read as itself; loads
+// exactly what record batches load; an empty window is a valid empty binary stream.
+TEST_F(PostgresTest, BinaryPassThroughLoadsExactlyWhatRecordBatchesLoad) {
+  db_->exec("SET search_path = " + schema_);
+  db_->exec("CREATE DOMAIN short_text AS varchar(20)");
+  db_->exec(
+      "CREATE TABLE src (id int PRIMARY KEY, b boolean, i2 smallint, i8 bigint, "
+      "n numeric(38,10), nu numeric, f4 real, f8 double precision, t text, vc varchar(10), "
+      "ch char(3), d date, tm time, ts timestamp, tz timestamptz(3), u uuid, j json, jb jsonb, "
+      "by bytea, dom short_text)");
+  db_->exec(
+      "INSERT INTO src VALUES "
+      "(1, true, -32768, -9223372036854775808, '-1234567890123456789012345678.0123456789', "
+      "'1e-30', 'NaN', 'Infinity', '', E'tab\\there', 'ab', '0001-01-01', '00:00:00', "
+      "'0001-01-01 00:00:00', '2026-11-01 10:00:00.4+05:30', "
+      "'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '{\"a\":  [1, 2]}', '{\"b\": 1, \"a\": \"x\"}', "
+      "'\\x00ff0001'::bytea, 'dom'), "
+      "(2, false, 32767, 9223372036854775807, '0.5', '-0.000', '-Infinity', '1.5e-07', "
+      "E'line\\nbreak \\\\ ünïcødé 🙂', '\\N', NULL, '9999-12-31', '23:59:59.999999', "
+      "'294276-12-31 23:59:59.999999', '1970-01-01 00:00:00+00', NULL, 'null', '[]', "
+      "'\\x'::bytea, ''), "
+      "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+      "NULL, NULL, NULL, NULL, NULL)");
+  auto src = source(json{{"table", "src"}});
+  src->plan_window(nullptr);
+  src->discover();
+  EXPECT_EQ(src->produces(), (std::vector<dpone::ArtifactSpec>{kCopyBinary, kCopyText, kBatches}));
+
+  auto via_batches = copy_table("src", "via_batches", kBatches, "rb");
+  progress_.clear();
+  auto via_binary = copy_table("src", "via_binary", kCopyBinary, "bin");
+  EXPECT_EQ(via_binary.rows, 3);
+  EXPECT_EQ(via_binary.details.value("format", ""), "pg_copy_binary");
+  ASSERT_FALSE(progress_.empty());
+  EXPECT_EQ(progress_.back(), 3);
+  EXPECT_EQ(missing("via_batches", "via_binary"), 0);
+  EXPECT_EQ(missing("via_binary", "via_batches"), 0);
+  auto binary_rows = table_rows("via_binary");
+  auto batch_rows = table_rows("via_batches");
+  ASSERT_EQ(binary_rows.size(), batch_rows.size());
+  for (size_t i = 0; i < binary_rows.size(); ++i) {
+    for (size_t c = 0; c < binary_rows[i].size(); ++c)
+      EXPECT_EQ(binary_rows[i][c], batch_rows[i][c]) << "row " << i << " column " << c;
+  }
+  EXPECT_EQ(count("SELECT count(*) FROM src s JOIN via_binary v USING (id) WHERE "
+                  "s.t IS NOT DISTINCT FROM v.t AND s.by IS NOT DISTINCT FROM v.by AND "
+                  "s.n IS NOT DISTINCT FROM v.n AND s.tz IS NOT DISTINCT FROM v.tz AND "
+                  "s.dom::text IS NOT DISTINCT FROM v.dom AND s.jb IS NOT DISTINCT FROM v.jb"),
+            3);
+
+  // An empty cursor window through the binary path: 0 rows, no error.
+  auto empty_src = source(json{{"table", "src"}, {"incremental", "cursor"}, {"cursor", "id"}});
+  auto w = empty_src->plan_window(json{{"cursor", 3}});
+  Schema schema = empty_src->discover();
+  ASSERT_TRUE(w.empty);
+  auto artifact = empty_src->extract(w, kCopyBinary, dpone::ExtractOptions{});
+  auto sk = sink("via_binary", "empty");
+  auto staged = sk->stage(std::move(artifact), schema);
+  EXPECT_EQ(staged.rows, 0);
+  sk->abort(staged);
+}
+
+TEST(PgCopyRowCounter, WalksBinaryFramingInAnyChunking) {
+  std::string stream("PGCOPY\n\377\r\n\0", 11);
+  stream += std::string("\0\0\0\0\0\0\0\0", 8);  // flags, no extension
+  auto row = [&](std::initializer_list<std::string_view> values) {
+    stream += std::string{'\0', static_cast<char>(values.size())};
+    for (auto v : values) {
+      if (v == "NULL") {
+        stream += std::string("\377\377\377\377", 4);
+        continue;
+      }
+      stream += std::string{'\0', '\0', '\0', static_cast<char>(v.size())};
+      stream += v;
+    }
+  };
+  row({"abc", "NULL"});
+  row({"", "\n\n"});
+  row({"x", "yz"});
+  const std::string complete = stream + std::string("\377\377", 2);
+  for (size_t chunk : {1u, 2u, 3u, 7u, 1000u}) {
+    dpone::pg::CopyRowCounter c(true);
+    for (size_t i = 0; i < complete.size(); i += chunk)
+      c.feed(std::string_view(complete).substr(i, chunk));
+    EXPECT_NO_THROW(c.finish("test"));
+    EXPECT_EQ(c.rows(), 3) << "chunk " << chunk;
+  }
+  dpone::pg::CopyRowCounter cut(true);
+  cut.feed(std::string_view(stream).substr(0, stream.size() - 1));
+  EXPECT_THROW(cut.finish("test"), Error);
+  dpone::pg::CopyRowCounter no_trailer(true);
+  no_trailer.feed(stream);
+  EXPECT_THROW(no_trailer.finish("test"), Error);
+  dpone::pg::CopyRowCounter text(false);
+  text.feed("a\tb\nc\\n");
+  text.feed("d");
+  text.finish("test");
+  EXPECT_EQ(text.rows(), 2);
 }
 
 TEST_F(PostgresTest, FailedPromoteRollsBack) {
@@ -874,3 +1058,142 @@ TEST_F(PostgresTest, WrongPasswordGivesClearErrorWithoutPassword) {
 }
 
 }  // namespace
+
+// parallel: N reads one exported snapshot: rows changed, deleted, inserted or moved
+// between key ranges after the read started do not leak into any part, and the target
+// equals the table as it was, by key ranges and by block ranges alike.
+TEST_F(PostgresTest, ParallelReadIsOneSnapshotUnderConcurrentChanges) {
+  db_->exec("SET search_path = " + schema_);
+  db_->exec("CREATE TABLE src (id bigint PRIMARY KEY, v text, n int)");
+  db_->exec("INSERT INTO src SELECT g, 'v' || g, g FROM generate_series(1, 60000) g");
+  db_->exec("CREATE TABLE before AS SELECT * FROM src");
+  for (const std::string split : {"key", "ctid"}) {
+    SCOPED_TRACE(split);
+    db_->exec("TRUNCATE src");
+    db_->exec("INSERT INTO src SELECT * FROM before");
+    auto src = source(json{{"table", "src"}, {"parallel", 3}, {"split_by", split}});
+    auto w = src->plan_window(nullptr);
+    Schema schema = src->discover();
+    dpone::ExtractOptions eo;
+    eo.sink_loads_parts = true;
+    auto artifact = src->extract(w, kCopyBinary, eo);
+    auto* rows = std::get_if<dpone::StreamingRows>(&artifact);
+    ASSERT_NE(rows, nullptr);
+    EXPECT_EQ(rows->parts.size(), 3u);
+    // Committed while the parts are being read (their COPYs have started).
+    db_->exec("UPDATE src SET v = v || '-changed', n = -n WHERE id % 3 = 0");
+    db_->exec("DELETE FROM src WHERE id % 7 = 0");
+    db_->exec("INSERT INTO src SELECT g, 'new', 0 FROM generate_series(60001, 60500) g");
+    db_->exec("UPDATE src SET id = id + 1000000 WHERE id % 11 = 0");  // across key ranges
+    const std::string target = "par_" + split;
+    auto sk = sink(target, "r1");
+    SchemaChange create;
+    create.kind = ChangeKind::CreateTable;
+    create.safe = true;
+    auto staged = sk->stage(std::move(artifact), schema);
+    EXPECT_EQ(staged.rows, 60000);
+    EXPECT_EQ(staged.details.value("parts", 0), 3);
+    dpone::PromoteRequest req;
+    req.strategy = strategy(StrategyMode::Append);
+    req.changes = {&create};
+    req.source_schema = schema;
+    req.receipt.stream = "s_" + target;
+    req.receipt.run_id = "r1";
+    req.receipt.rows = staged.rows;
+    sk->promote(staged, req);
+    EXPECT_EQ(count("SELECT count(*) FROM " + target), 60000);
+    EXPECT_EQ(missing("before", target), 0);
+    EXPECT_EQ(missing(target, "before"), 0);
+  }
+  // One stream of the changed table equals a parallel read of it.
+  db_->exec("UPDATE src SET n = n + 1 WHERE id % 5 = 0");
+  auto one = copy_table("src", "one_stream", kCopyBinary, "one");
+  auto src = source(json{{"table", "src"}, {"parallel", 2}});
+  auto w = src->plan_window(nullptr);
+  Schema schema = src->discover();
+  dpone::ExtractOptions eo;
+  eo.sink_loads_parts = true;
+  auto sk = sink("two_streams", "two");
+  SchemaChange create;
+  create.kind = ChangeKind::CreateTable;
+  create.safe = true;
+  auto staged = sk->stage(src->extract(w, kCopyBinary, eo), schema);
+  EXPECT_EQ(staged.rows, one.rows);
+  dpone::PromoteRequest req;
+  req.strategy = strategy(StrategyMode::Append);
+  req.changes = {&create};
+  req.source_schema = schema;
+  req.receipt.stream = "s_two";
+  req.receipt.run_id = "two";
+  sk->promote(staged, req);
+  EXPECT_EQ(missing("one_stream", "two_streams"), 0);
+  EXPECT_EQ(missing("two_streams", "one_stream"), 0);
+  // A sink that loads one stream: parallel is not used, and the source says so.
+  auto src1 = source(json{{"table", "src"}, {"parallel", 2}});
+  auto w1 = src1->plan_window(nullptr);
+  src1->discover();
+  auto single = src1->extract(w1, kCopyText, dpone::ExtractOptions{});
+  EXPECT_TRUE(std::get<dpone::StreamingRows>(single).parts.empty());
+  EXPECT_NE(std::get<dpone::StreamingRows>(single).bytes, nullptr);
+  // Bad values are configuration errors.
+  EXPECT_THROW(source(json{{"table", "src"}, {"parallel", 0}}), Error);
+  EXPECT_THROW(source(json{{"table", "src"}, {"split_by", "hash"}}), Error);
+}
+
+// replace swaps one slice (where:) atomically and refuses staged rows outside it;
+// partition_replace swaps the partitions present in staging, on a declaratively
+// partitioned table by its own key, and refuses more than max_partitions_per_run.
+TEST_F(PostgresTest, ReplaceAndPartitionReplace) {
+  Schema s;
+  s.columns = {{"day", LogicalType::of(TypeId::Date), false},
+               {"id", LogicalType::of(TypeId::Int32), false},
+               {"v", LogicalType::of(TypeId::String), true}};
+  load("sl", "r1", s,
+       {{"2026-11-01", "1", "a"}, {"2026-11-01", "2", "b"}, {"2026-11-02", "3", "c"}},
+       strategy(StrategyMode::Append));
+  auto replace = StrategySpec::from_json(json{{"mode", "replace"}, {"where", "day = '2026-11-01'"}});
+  auto r = load("sl", "r2", s, {{"2026-11-01", "9", "z"}}, replace);
+  EXPECT_EQ(r.deleted, 2);
+  EXPECT_EQ(r.inserted, 1);
+  EXPECT_EQ(table_rows("sl", "2"),
+            (std::vector<Row>{{"2026-11-02", "3", "c"}, {"2026-11-01", "9", "z"}}));
+  try {
+    load("sl", "r3", s, {{"2026-11-01", "10", "y"}, {"2026-11-05", "11", "x"}}, replace);
+    FAIL() << "expected GATE_FAILED";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::GateFailed);
+    EXPECT_NE(std::string(e.what()).find("1 staged rows are outside the replace slice"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(count("SELECT count(*) FROM " + schema_ + ".sl"), 2);  // unchanged
+
+  // A declaratively partitioned target: the key comes from the table.
+  db_->exec("CREATE TABLE " + schema_ + ".pt (day date NOT NULL, id int NOT NULL, v text) "
+            "PARTITION BY RANGE (day)");
+  for (int d = 1; d <= 4; ++d) {
+    db_->exec(fmt::format("CREATE TABLE {0}.pt_{1} PARTITION OF {0}.pt FOR VALUES FROM "
+                          "('2026-11-0{1}') TO ('2026-11-0{2}')",
+                          schema_, d, d + 1));
+  }
+  db_->exec("INSERT INTO " + schema_ +
+            ".pt VALUES ('2026-11-01', 1, 'a'), ('2026-11-02', 2, 'b'), ('2026-11-02', 3, 'c'), "
+            "('2026-11-03', 4, 'd')");
+  auto pr = StrategySpec::from_json(json{{"mode", "partition_replace"}});
+  r = load("pt", "p1", s, {{"2026-11-02", "20", "new"}, {"2026-11-04", "40", "new"}}, pr);
+  EXPECT_EQ(r.deleted, 2);
+  EXPECT_EQ(r.inserted, 2);
+  EXPECT_EQ(table_rows("pt", "2"), (std::vector<Row>{{"2026-11-01", "1", "a"},
+                                                      {"2026-11-03", "4", "d"},
+                                                      {"2026-11-02", "20", "new"},
+                                                      {"2026-11-04", "40", "new"}}));
+  auto capped = StrategySpec::from_json(
+      json{{"mode", "partition_replace"}, {"partition_by", "day"}, {"max_partitions_per_run", 1}});
+  EXPECT_THROW(load("pt", "p2", s, {{"2026-11-01", "5", "x"}, {"2026-11-03", "6", "y"}}, capped),
+               Error);
+  EXPECT_EQ(count("SELECT count(*) FROM " + schema_ + ".pt"), 4);  // unchanged
+  auto plan = sink("pt", "p3")->describe_promotion(pr, s);
+  EXPECT_NE(std::find_if(plan.begin(), plan.end(),
+                         [](const std::string& l) { return l.find("DELETE FROM") == 0; }),
+            plan.end());
+}
