@@ -1,0 +1,319 @@
+// End-to-end tests against the real ClickHouse started by scripts/services.sh
+// (DPONE_TEST_CH_URL): the failpoint matrix with a ClickHouse sink (every strategy the
+// manifest can name x every failpoint, killed and re-run), PostgreSQL -> ClickHouse through
+// the pg_copy_text path, `dpone plan` on a ClickHouse target, the examples, and
+// `dpone connectors certify clickhouse`.
+#include <csignal>
+#include <cstdio>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "core/util/failpoint.hpp"
+#include "harness.hpp"
+
+namespace {
+
+using namespace e2e;
+using json = nlohmann::json;
+
+std::string ch_url() {
+  const char* url = std::getenv("DPONE_TEST_CH_URL");
+  return url ? url : "";
+}
+
+#define REQUIRE_CH()                                                                              \
+  do {                                                                                            \
+    if (ch_url().empty()) {                                                                       \
+      if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES"))                             \
+        FAIL() << "DPONE_TEST_CH_URL is not set: start the services (scripts/services.sh start)"; \
+      GTEST_SKIP() << "no ClickHouse: set DPONE_TEST_CH_URL (scripts/services.sh start)";         \
+    }                                                                                             \
+  } while (0)
+
+std::string shell(const std::string& cmd) {
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+  }
+  return out;
+}
+
+// Runs one statement over HTTP; returns the body (errors come back as text).
+std::string chq(const std::string& sql) {
+  fs::path file = fs::temp_directory_path() / ("dpone_chq_" + std::to_string(getpid()) + ".sql");
+  write_file(file, sql);
+  std::string out = shell("curl -sS '" + ch_url() + "/' --data-binary @" + file.string() + " 2>&1");
+  fs::remove(file);
+  return out;
+}
+
+class ChDatabase {
+ public:
+  ChDatabase() {
+    std::random_device rd;
+    name_ = "dpone_e2e_" + std::to_string(rd() % 1000000000);
+    chq("CREATE DATABASE " + name_);
+  }
+  ~ChDatabase() { chq("DROP DATABASE IF EXISTS " + name_); }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_;
+};
+
+std::map<std::string, std::string> ch_env(const std::string& db) {
+  return {{"DPONE_CONN_CH_TYPE", "clickhouse"},
+          {"DPONE_CONN_CH_URL", ch_url()},
+          {"DPONE_CONN_CH_DATABASE", db}};
+}
+
+std::map<std::string, std::string> with(std::map<std::string, std::string> env,
+                                        const std::map<std::string, std::string>& more) {
+  for (const auto& [k, v] : more) env[k] = v;
+  return env;
+}
+
+std::string dump_ch(const std::string& db, const std::string& table) {
+  return chq("SELECT * FROM " + db + "." + table + " ORDER BY id FORMAT CSV");
+}
+
+std::string csv_rows(int from, int to, const std::string& tag) {
+  std::string out;
+  for (int i = from; i <= to; ++i)
+    out += std::to_string(i) + ",item " + std::to_string(i) + " " + tag + "," + std::to_string(i) +
+           ".50\n";
+  return out;
+}
+
+void setup(const fs::path& dir, const std::string& mode) {
+  std::string extra = mode == "merge" ? "\n        unique_key: [id]" : "";
+  bool full = mode == "full_refresh";
+  write_file(dir / "manifest.yaml",
+             "kind: dpone.batch.v1\n"
+             "streams:\n"
+             "  - name: items\n"
+             "    source:\n"
+             "      connector: files\n"
+             "      path: landing/*.csv\n"
+             "      incremental: " +
+                 std::string(full ? "full" : "new_files") +
+                 "\n"
+                 "      primary_key: [id]\n"
+                 "      columns: {amount: \"decimal(10,2)\"}\n"
+                 "    sink:\n"
+                 "      connector: clickhouse\n"
+                 "      connection: ch\n"
+                 "      table: items\n"
+                 "      strategy:\n"
+                 "        mode: " +
+                 mode + extra + "\n");
+  write_file(dir / "landing" / (full ? "items.csv" : "day1.csv"),
+             "id,name,amount\n" + csv_rows(1, 50, "v1"));
+}
+
+void add_day2(const fs::path& dir, const std::string& mode) {
+  const std::string h = "id,name,amount\n";
+  if (mode == "full_refresh")
+    write_file(dir / "landing" / "items.csv", h + csv_rows(1, 30, "v1") + csv_rows(31, 80, "v2"));
+  else if (mode == "append")
+    write_file(dir / "landing" / "day2.csv", h + csv_rows(51, 80, "v2"));
+  else
+    write_file(dir / "landing" / "day2.csv", h + csv_rows(40, 80, "v2"));
+}
+
+struct Scenario {
+  std::string strategy;
+  std::string failpoint;
+};
+void PrintTo(const Scenario& s, std::ostream* os) {
+  *os << s.strategy << " killed at " << s.failpoint;
+}
+
+class ChFailpointKill : public ::testing::TestWithParam<Scenario> {};
+
+TEST_P(ChFailpointKill, RerunLeavesTargetExactlyRight) {
+  REQUIRE_CH();
+  const auto& [strategy, point] = GetParam();
+  ChDatabase ref_db;
+  Scratch ref;
+  setup(ref.dir(), strategy);
+  ASSERT_EQ(run_dpone(ref.dir(), {"run", "manifest.yaml"}, ch_env(ref_db.name())).exit_code, 0);
+  add_day2(ref.dir(), strategy);
+  Result r2 = run_dpone(ref.dir(), {"run", "manifest.yaml"}, ch_env(ref_db.name()));
+  ASSERT_EQ(r2.exit_code, 0) << r2.all();
+  std::string expected = dump_ch(ref_db.name(), "items");
+  ASSERT_NE(expected.find("80,\"item 80 v2\",80.5"), std::string::npos) << expected;
+
+  ChDatabase db;
+  auto env = ch_env(db.name());
+  Scratch s;
+  setup(s.dir(), strategy);
+  Result first = run_dpone(s.dir(), {"run", "manifest.yaml"}, env);
+  ASSERT_EQ(first.exit_code, 0) << first.all();
+  std::string after_day1 = dump_ch(db.name(), "items");
+  add_day2(s.dir(), strategy);
+  Result crash = run_dpone(s.dir(), {"run", "manifest.yaml", "--batch-rows", "10"},
+                           with(env, {{"DPONE_FAILPOINTS", point + "=kill"}}));
+  ASSERT_EQ(crash.signal, SIGKILL) << "not killed at " << point << ":\n" << crash.all();
+  std::string after_crash = dump_ch(db.name(), "items");
+  EXPECT_TRUE(after_crash == after_day1 || after_crash == expected)
+      << "neither old nor new after kill at " << point << ":\n"
+      << after_crash;
+  Result rerun = run_dpone(s.dir(), {"run", "manifest.yaml"}, env);
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.all();
+  EXPECT_EQ(dump_ch(db.name(), "items"), expected);
+  std::string leftovers = chq("SELECT name FROM system.tables WHERE database = '" + db.name() +
+                              "' AND name != 'items' AND name != 'items__dpone__loads' FORMAT TSV");
+  EXPECT_EQ(leftovers, "") << "dpone tables left behind: " << leftovers;
+  ASSERT_EQ(run_dpone(s.dir(), {"run", "manifest.yaml"}, env).exit_code, 0);
+  EXPECT_EQ(dump_ch(db.name(), "items"), expected);
+}
+
+std::vector<Scenario> scenarios() {
+  std::vector<Scenario> out;
+  for (std::string strategy : {"full_refresh", "append", "merge"})
+    for (auto fp : dpone::kFailpoints) out.push_back({strategy, std::string(fp)});
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(ChAllStrategiesAllFailpoints, ChFailpointKill,
+                         ::testing::ValuesIn(scenarios()), [](const auto& info) {
+                           return info.param.strategy + "_" + info.param.failpoint;
+                         });
+
+// `dpone plan` shows the server version, the capabilities used and the SQL steps, and
+// changes nothing.
+TEST(ClickHouse, PlanShowsServerCapabilitiesAndSteps) {
+  REQUIRE_CH();
+  ChDatabase db;
+  Scratch s;
+  setup(s.dir(), "merge");
+  auto env = ch_env(db.name());
+  ASSERT_EQ(run_dpone(s.dir(), {"run", "manifest.yaml"}, env).exit_code, 0);
+  add_day2(s.dir(), "merge");
+  std::string before = chq("SELECT name FROM system.tables WHERE database = '" + db.name() +
+                           "' ORDER BY name FORMAT TSV") +
+                       dump_ch(db.name(), "items");
+  Result plan = run_dpone(s.dir(), {"plan", "manifest.yaml", "--format", "json"}, env);
+  ASSERT_EQ(plan.exit_code, 0) << plan.all();
+  std::string after = chq("SELECT name FROM system.tables WHERE database = '" + db.name() +
+                          "' ORDER BY name FORMAT TSV") +
+                      dump_ch(db.name(), "items");
+  EXPECT_EQ(before, after) << "plan changed something";
+  json p = json::parse(plan.out)["streams"][0];
+  EXPECT_EQ(p["target"]["server"].get<std::string>().rfind("ClickHouse ", 0), 0u) << p.dump(2);
+  EXPECT_NE(p["target"]["capabilities"].dump().find("RENAME"), std::string::npos) << p.dump(2);
+  std::string steps = p["steps"].dump();
+  EXPECT_NE(steps.find("ALTER TABLE"), std::string::npos) << steps;
+  EXPECT_NE(steps.find("DELETE WHERE"), std::string::npos) << steps;
+  EXPECT_NE(steps.find("RENAME TABLE"), std::string::npos) << steps;
+}
+
+// A sub-second timestamp fails the plan on 18.16 unless a policy is chosen.
+TEST(ClickHouse, SubsecondTimestampsNeedAPolicy) {
+  REQUIRE_CH();
+  ChDatabase db;
+  Scratch s;
+  write_file(s / "in" / "a.csv", "id,at\n1,2026-11-01T10:00:00.25Z\n2,2026-11-01T10:00:01Z\n");
+  auto manifest = [](const std::string& extra) {
+    return "kind: dpone.batch.v1\nstreams:\n  - name: ts\n"
+           "    source: {connector: files, path: in/*.csv, columns: {id: int64, at: "
+           "\"timestamptz(6)\"}}\n"
+           "    sink: {connector: clickhouse, connection: ch, table: ts, strategy: {mode: "
+           "full_refresh}" +
+           extra + "}\n";
+  };
+  write_file(s / "m.yaml", manifest(""));
+  Result r = run_dpone(s.dir(), {"run", "m.yaml"}, ch_env(db.name()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.all().find("subsecond_timestamps"), std::string::npos) << r.all();
+  write_file(s / "m.yaml", manifest(", subsecond_timestamps: int64_micros"));
+  r = run_dpone(s.dir(), {"run", "m.yaml"}, ch_env(db.name()));
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_EQ(chq("SELECT id, at FROM " + db.name() + ".ts ORDER BY id FORMAT TSV"),
+            "1\t1793527200250000\n2\t1793527201000000\n");
+}
+
+// PostgreSQL -> ClickHouse through pg_copy_text, transcoded on the fly.
+TEST(ClickHouse, PostgresToClickHouseThroughCopyText) {
+  REQUIRE_CH();
+  const char* dsn = std::getenv("DPONE_TEST_PG_DSN");
+  if (!dsn) GTEST_SKIP() << "no PostgreSQL (DPONE_TEST_PG_DSN)";
+  std::random_device rd;
+  std::string schema = "dpone_e2e_ch_" + std::to_string(rd() % 1000000);
+  auto psql = [&](const std::string& sql) {
+    fs::path f =
+        fs::temp_directory_path() / ("dpone_e2e_pgch_" + std::to_string(getpid()) + ".sql");
+    write_file(f, sql);
+    std::string out = shell("psql '" + std::string(dsn) + "' -X -q -v ON_ERROR_STOP=1 -f " +
+                            f.string() + " 2>&1");
+    fs::remove(f);
+    return out;
+  };
+  ASSERT_EQ(psql("CREATE SCHEMA " + schema + "; CREATE TABLE " + schema +
+                 ".src (id bigint PRIMARY KEY, flag boolean, raw bytea, at timestamptz(0), amount "
+                 "numeric(12,2), "
+                 "note text, doc jsonb);"
+                 "INSERT INTO " +
+                 schema +
+                 ".src VALUES "
+                 "(1, true, '\\x00ff'::bytea, '2026-11-01 10:00:00+02', 12.50, E'tab\\there\\nnew "
+                 "\\\\ Zoë', '{\"a\": 1}'),"
+                 "(2, false, '', '1970-01-02 00:00:00+00', -0.01, '', 'null'),"
+                 "(3, NULL, NULL, NULL, NULL, NULL, NULL);"),
+            "");
+  std::map<std::string, std::string> env = ch_env("default");
+  ChDatabase db;
+  env["DPONE_CONN_CH_DATABASE"] = db.name();
+  env["DPONE_CONN_PG_TYPE"] = "postgres";
+  std::istringstream in(dsn);
+  std::string kv;
+  while (in >> kv) {
+    auto eq = kv.find('=');
+    std::string k = kv.substr(0, eq);
+    for (auto& c : k) c = static_cast<char>(toupper(c));
+    env["DPONE_CONN_PG_" + k] = kv.substr(eq + 1);
+  }
+  Scratch s;
+  write_file(s / "m.yaml",
+             "kind: dpone.batch.v1\nstreams:\n  - name: pgch\n"
+             "    source: {connector: postgres, connection: pg, schema: " +
+                 schema +
+                 ", table: src}\n"
+                 "    sink: {connector: clickhouse, connection: ch, table: dst, strategy: {mode: "
+                 "full_refresh}}\n");
+  Result r = run_dpone(s.dir(), {"run", "m.yaml"}, env);
+  psql("DROP SCHEMA " + schema + " CASCADE;");
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  std::string records;
+  for (const auto& e : fs::recursive_directory_iterator(s / ".dpone" / "runs"))
+    if (e.path().filename() == "run.json") records += read_file(e.path());
+  EXPECT_NE(records.find("pg_copy_text"), std::string::npos)
+      << "not the COPY text path: " << records;
+  EXPECT_EQ(chq("SELECT id, flag, hex(raw), at, amount, note, doc FROM " + db.name() +
+                ".dst ORDER BY id FORMAT TSV"),
+            "1\ttrue\t00FF\t2026-11-01 08:00:00\t12.50\ttab\\there\\nnew \\\\ Zoë\t{\"a\": 1}\n"
+            "2\tfalse\t\t1970-01-02 00:00:00\t-0.01\t\tnull\n"
+            "3\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n");
+}
+
+TEST(ClickHouse, CertifyPasses) {
+  REQUIRE_CH();
+  ChDatabase db;
+  Scratch s;
+  write_file(s / "connections.yaml",
+             "connections:\n  cert_ch:\n    type: clickhouse\n    url: " + ch_url() +
+                 "\n    database: " + db.name() +
+                 "\n    subsecond_timestamps: string\n    date_storage: string\n");
+  Result r = run_dpone(s.dir(), {"connectors", "certify", "clickhouse", "--connection", "cert_ch"});
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  json cert = json::parse(read_file(s / "certification" / "clickhouse" / "certification.json"));
+  EXPECT_EQ(cert["counts"]["fail"], 0) << cert.dump(2);
+  EXPECT_GE(cert["counts"]["pass"], 7) << cert.dump(2);
+}
+
+}  // namespace
