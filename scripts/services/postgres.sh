@@ -73,6 +73,7 @@ pg_write_env() {
     echo "# PostgreSQL test service (scripts/services.sh): throwaway cluster $PG_DATA"
     echo "export DPONE_TEST_PG_DSN=\"host=127.0.0.1 port=$port user=postgres dbname=postgres\""
     echo "export DPONE_TEST_PG_PORT=$port"
+    echo "export DPONE_TEST_PG_SERVICES_DIR=$ROOT   # tests that restart the server (scripts/services.sh start postgres)"
     echo "export DPONE_TEST_PG_AUTH_USER=$PG_AUTH_USER"
     echo "export DPONE_TEST_PG_AUTH_PASSWORD=$PG_AUTH_PASSWORD"
   } > "$ROOT/postgres.env"

@@ -2,6 +2,8 @@
 // (DPONE_TEST_PG_DSN). The failpoint matrix of failpoint_test.cpp, with a PostgreSQL
 // sink; and files -> PostgreSQL -> SQLite round trips through the CLI.
 #include <csignal>
+#include <chrono>
+#include <thread>
 #include <cstdio>
 #include <random>
 #include <set>
@@ -220,6 +222,73 @@ TEST(Postgres, FilesToPostgresToSqliteKeepsValues) {
   // No new rows: the cursor stream loads nothing.
   Result again = run_dpone(s.dir(), {"run", "m.yaml", "--select", "to_sqlite"}, env);
   EXPECT_NE(again.out.find("to_sqlite: loaded 0 rows (no new data)"), std::string::npos) << again.all();
+}
+
+// Acceptance 3 of the PostgreSQL connector: the sink server dies (SIGKILL to the
+// postmaster) in the middle of the staging COPY. The run fails with a stable code and
+// says why; after the server is started again, a re-run loads every row exactly once.
+// Needs the restartable test service (DPONE_TEST_PG_SERVICES_DIR from env.sh).
+TEST(Postgres, SinkServerKilledMidCopyThenRerunIsExact) {
+  REQUIRE_PG();
+  const char* services_dir = std::getenv("DPONE_TEST_PG_SERVICES_DIR");
+  const char* port = std::getenv("DPONE_TEST_PG_PORT");
+  if (!services_dir || !port) {
+    if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES"))
+      FAIL() << "DPONE_TEST_PG_SERVICES_DIR/DPONE_TEST_PG_PORT not set (source env.sh)";
+    GTEST_SKIP() << "the PostgreSQL service is not restartable from here";
+  }
+  const fs::path pidfile = fs::path(services_dir) / "postgres.pid";
+  auto env = pg_env();
+  PgSchema schema;
+  Scratch s;
+  constexpr int kRows = 2000000;
+  {
+    std::string csv = "id,name,amount\n";
+    csv.reserve(kRows * 32);
+    for (int i = 1; i <= kRows; ++i) csv += fmt::format("{},name {},{}.{:02d}\n", i, i, i % 1000, i % 100);
+    write_file(s / "in" / "big.csv", csv);
+  }
+  write_file(s / "m.yaml",
+             "kind: dpone.batch.v1\n"
+             "streams:\n"
+             "  - name: big\n"
+             "    source: {connector: files, path: in/big.csv, primary_key: id, columns: {amount: \"decimal(12,2)\"}}\n"
+             "    sink: {connector: postgres, connection: pg, schema: " + schema.name() + ", table: t, strategy: {mode: merge, unique_key: id}}\n");
+  Result failed;
+  std::thread run([&] { failed = run_dpone(s.dir(), {"run", "m.yaml"}, env); });
+  // Wait for the staging COPY to be under way, then kill the postmaster.
+  bool killed = false;
+  for (int i = 0; i < 3000 && !killed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::string n = psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %FROM STDIN%' "
+                         "AND query LIKE '%" + schema.name() + "%';");
+    if (n.rfind("1", 0) == 0) {
+      pid_t pid = static_cast<pid_t>(std::stol(read_file(pidfile)));
+      ASSERT_EQ(::kill(pid, SIGKILL), 0);
+      killed = true;
+    }
+  }
+  run.join();
+  ASSERT_TRUE(killed) << "the COPY was never seen running: " << failed.all();
+  EXPECT_EQ(failed.exit_code, 1) << failed.all();
+  EXPECT_TRUE(failed.all().find("[STAGE_FAILED]") != std::string::npos ||
+              failed.all().find("[SINK_UNAVAILABLE]") != std::string::npos)
+      << failed.all();
+  EXPECT_NE(failed.all().find("in phase stage"), std::string::npos) << failed.all();
+  // Start the service again (it recovers the cluster a killed postmaster left behind).
+  std::string start = fmt::format("DPONE_SERVICES_DIR='{}' DPONE_PG_PORT='{}' '{}/scripts/services.sh' start postgres >/dev/null 2>&1",
+                                  services_dir, port, DPONE_SOURCE_DIR);
+  ASSERT_EQ(std::system(start.c_str()), 0) << start;
+  Result rerun = run_dpone(s.dir(), {"run", "m.yaml"}, env);
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.all();
+  EXPECT_NE(rerun.out.find(fmt::format("big: loaded {} rows", kRows)), std::string::npos) << rerun.out;
+  int64_t cents = 0;
+  for (int i = 1; i <= kRows; ++i) cents += (i % 1000) * 100 + i % 100;
+  EXPECT_EQ(psql("SELECT count(*), count(DISTINCT id), sum(amount * 100)::bigint FROM " + schema.name() + ".t;"),
+            fmt::format("{},{},{}\n", kRows, kRows, cents));
+  EXPECT_EQ(psql("SELECT count(*) FROM pg_tables WHERE schemaname = '" + schema.name() +
+                 "' AND tablename LIKE '%dpone_stg%';"),
+            "0\n");
 }
 
 TEST(Postgres, UnknownRoleIsAClearErrorWithoutThePassword) {
