@@ -1,6 +1,9 @@
 #include "connectors/files/files_source.hpp"
 
+#include <simdjson.h>
+
 #include <algorithm>
+#include <cstring>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -76,6 +79,138 @@ Format format_of(const Settings& s, const FileEntry& file) {
               s.where + ": cannot tell the format of '" + file.key + "' from its extension",
               "set source.format: csv or jsonl");
 }
+
+// ------------------------------------------------------------------- jsonl line reader
+
+// The JSON lines of the window's files as bytes (WireFormat::Jsonl), for a sink that
+// takes JSON objects as they are (a Kafka topic: one event per line). Contract of the
+// bytes: one JSON object per line, each line ended by '\n', no blank lines (skipped), no
+// BOM, no '\r' before the '\n'; the files follow one another in window order. Every line
+// is validated (simdjson, full parse, UTF-8 checked) before it is handed out: a line that
+// is not exactly one JSON object fails with INPUT_MALFORMED naming file:line, like the
+// batch reader. Values are not converted (offered only without declared columns, see
+// FilesSource::produces). Memory: the file buffer plus one block of output.
+class JsonlLineReader : public ByteReader {
+ public:
+  JsonlLineReader(Settings settings, std::vector<FileEntry> files)
+      : settings_(std::move(settings)), files_(std::move(files)) {}
+
+  size_t read(char* buffer, size_t size) override {
+    while (out_head_ == out_.size()) {
+      out_.clear();
+      out_head_ = 0;
+      if (!fill_block()) return 0;
+    }
+    size_t n = std::min(size, out_.size() - out_head_);
+    std::memcpy(buffer, out_.data() + out_head_, n);
+    out_head_ += n;
+    return n;
+  }
+
+ private:
+  static constexpr size_t kBlockBytes = size_t{1} << 20;
+
+  // Appends validated lines to out_ until it holds about one block; false at the end.
+  bool fill_block() {
+    while (out_.size() < kBlockBytes) {
+      if (!input_) {
+        if (next_file_ == files_.size()) return !out_.empty();
+        open(files_[next_file_++]);
+      }
+      std::string_view line;
+      if (!next_line(line)) {
+        input_.reset();
+        continue;
+      }
+      validate(line);
+      out_.append(line);
+      out_ += '\n';
+    }
+    return true;
+  }
+
+  void open(const FileEntry& planned) {
+    FileEntry now = files::stat_file(settings_.base_dir, planned.path);
+    if (!now.same_version(planned.size, planned.mtime_ns))
+      throw Error(ErrorCode::SourceReadFailed,
+                  planned.path.string() + " changed since the run was planned (size " +
+                      std::to_string(planned.size) + " -> " + std::to_string(now.size) + ")",
+                  "re-run once the file is complete; nothing was loaded from it");
+    input_ = std::make_unique<InputFile>(planned.path, InputFile::kDefaultBufferSize);
+    line_ = 0;
+    input_->fill(1);
+    if (input_->tail() >= 3 && std::memcmp(input_->data(), "\xEF\xBB\xBF", 3) == 0)
+      input_->consume_to(3);
+  }
+
+  // The next non-blank line without its line break and trailing '\r'; false at the end
+  // of the file. The view is valid until the next call.
+  bool next_line(std::string_view& line) {
+    size_t scanned = 0;
+    for (;;) {
+      const size_t avail = input_->tail() - input_->head();
+      const char* d = input_->data() + input_->head();
+      const void* nl = scanned < avail ? std::memchr(d + scanned, '\n', avail - scanned) : nullptr;
+      size_t len = 0;
+      if (nl == nullptr) {
+        scanned = avail;
+        if (input_->fill(line_ + 1)) continue;
+        if (avail == 0) return false;
+        len = avail;  // last line without a line break
+      } else {
+        len = static_cast<size_t>(static_cast<const char*>(nl) - d);
+      }
+      ++line_;
+      input_->consume_to(input_->head() + (nl == nullptr ? len : len + 1));
+      scanned = 0;
+      size_t b = 0, e = len;
+      while (b < e && (d[b] == ' ' || d[b] == '\t' || d[b] == '\r')) ++b;
+      while (e > b && (d[e - 1] == ' ' || d[e - 1] == '\t' || d[e - 1] == '\r')) --e;
+      if (b == e) continue;
+      line = std::string_view(d + b, e - b);
+      return true;
+    }
+  }
+
+  void validate(std::string_view line) {
+    simdjson::dom::element doc;
+    auto error = parser_.parse(line.data(), line.size()).get(doc);
+    if (error)
+      throw Error(ErrorCode::InputMalformed,
+                  input_position(input_->path(), line_) + "invalid JSON: " +
+                      simdjson::error_message(error),
+                  "each line must hold one complete JSON object");
+    if (!doc.is_object())
+      throw Error(ErrorCode::InputMalformed,
+                  input_position(input_->path(), line_) + "the line holds " + kind_name(doc) +
+                      ", expected a JSON object",
+                  "each line must hold one complete JSON object");
+  }
+
+  static const char* kind_name(const simdjson::dom::element& v) {
+    switch (v.type()) {
+      case simdjson::dom::element_type::ARRAY:
+        return "an array";
+      case simdjson::dom::element_type::STRING:
+        return "a string";
+      case simdjson::dom::element_type::BOOL:
+        return "a boolean";
+      case simdjson::dom::element_type::NULL_VALUE:
+        return "null";
+      default:
+        return "a number";
+    }
+  }
+
+  Settings settings_;
+  std::vector<FileEntry> files_;
+  size_t next_file_ = 0;
+  std::unique_ptr<InputFile> input_;
+  int64_t line_ = 0;
+  simdjson::dom::parser parser_;
+  std::string out_;
+  size_t out_head_ = 0;
+};
 
 json entry_json(const FileEntry& e) {
   return {{"size", e.size}, {"mtime_ns", e.mtime_ns}};
@@ -469,15 +604,35 @@ Schema FilesSource::discover() {
   return schema;
 }
 
+// JSON lines pass through as bytes only when no value needs converting: no declared
+// `columns` (whose types convert and check every value) and no `primary_key` (whose
+// NOT NULL the batch reader's consumers check), and every file of the planned window is
+// JSONL. Record batches come first: a sink that takes both says which it prefers.
 std::vector<ArtifactSpec> FilesSource::produces() const {
-  return {{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
+  std::vector<ArtifactSpec> out{{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
+  if (!settings_.declared.empty() || !settings_.primary_key.empty()) return out;
+  bool jsonl = settings_.format == Format::Jsonl;
+  if (!settings_.format && planned_ && !planned_->empty()) {
+    jsonl = std::all_of(planned_->begin(), planned_->end(), [](const FileEntry& f) {
+      return files::format_from_extension(f.path) == Format::Jsonl;
+    });
+  }
+  if (jsonl) out.push_back({ArtifactKind::StreamingRows, WireFormat::Jsonl});
+  return out;
 }
 
 Artifact FilesSource::extract(const Window& window, const ArtifactSpec& spec,
                               const ExtractOptions& options) {
-  if (!(spec == ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}))
+  const auto offered = produces();
+  if (std::find(offered.begin(), offered.end(), spec) == offered.end())
     throw Error(ErrorCode::Internal, settings_.where + ": cannot produce " + spec.to_string());
   if (!schema_) discover();
+  if (spec.format == WireFormat::Jsonl) {
+    StreamingRows lines;
+    lines.format = WireFormat::Jsonl;
+    lines.bytes = std::make_unique<JsonlLineReader>(settings_, files_of(window));
+    return lines;
+  }
   StreamingRows rows;
   rows.format = WireFormat::RecordBatch;
   rows.batches =

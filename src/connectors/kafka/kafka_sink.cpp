@@ -1,0 +1,636 @@
+// The kafka sink: appends one event per row to a topic.
+//
+// Kafka has no staging object and no transaction the runtime could promote, so stage()
+// produces: every row becomes one message (value: the row as a JSON object, key: the
+// `unique_key` columns or none, headers dpone-run-id and dpone-stream), with an
+// idempotent producer (no duplicates from the producer's own retries) and librdkafka's
+// murmur2_random partitioner (keyed messages land where Kafka's Java client puts them).
+// stage() returns only after every delivery report came back; one negative report fails
+// the stage with the count of undelivered events, so the runtime never promotes and
+// never advances state. Events delivered before such a failure stay in the topic (Kafka
+// is append-only; dpone never deletes): the re-run sends them again (at-least-once).
+// promote() writes a load receipt to a local file (.dpone/kafka-receipts/<stream>.json
+// under the manifest's directory), so a run that died after promotion but before its
+// state commit is recovered without re-sending.
+// Input: JSON lines (WireFormat::Jsonl, preferred: each validated line is an event's value
+// byte for byte, no decoding) or record batches (each row encoded as one JSON object). An
+// input error after some events were produced (a malformed line, a NULL key) fails the
+// stage with the input's own code and the count of events already delivered.
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <atomic>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "connectors/kafka/kafka_common.hpp"
+#include "core/codecs/jsonl.hpp"
+#include "core/connector/options.hpp"
+#include "core/util/time.hpp"
+
+namespace dpone {
+
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+enum class ValueKind { Number, Bool, Json, Bytes, Text };
+
+ValueKind kind_of(const LogicalType& t) {
+  switch (t.id) {
+    case TypeId::Int16:
+    case TypeId::Int32:
+    case TypeId::Int64:
+    case TypeId::Float32:
+    case TypeId::Float64:
+    case TypeId::Decimal:
+      return ValueKind::Number;
+    case TypeId::Bool:
+      return ValueKind::Bool;
+    case TypeId::Json:
+      return ValueKind::Json;
+    case TypeId::Bytes:
+      return ValueKind::Bytes;
+    default:
+      return ValueKind::Text;
+  }
+}
+
+void append_base64(std::string& out, std::string_view in) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    uint32_t v = (static_cast<unsigned char>(in[i]) << 16) |
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
+                 static_cast<unsigned char>(in[i + 2]);
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kAlphabet[v >> 18];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+}
+
+// Counts delivery reports; librdkafka calls it from rd_kafka_poll()/flush() on our thread.
+struct DeliveryTally {
+  int64_t delivered = 0;
+  int64_t failed = 0;
+  std::string first_error;
+};
+
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+  auto* tally = static_cast<DeliveryTally*>(opaque);
+  if (m->err) {
+    if (tally->failed++ == 0)
+      tally->first_error = fmt::format("{}[{}]: {}", m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
+                                       m->partition, rd_kafka_err2str(m->err));
+  } else {
+    ++tally->delivered;
+  }
+}
+
+class KafkaSink : public Sink {
+ public:
+  explicit KafkaSink(const SinkContext& ctx)
+      : stream_(ctx.stream), run_id_(ctx.run_id), on_progress_(ctx.on_progress) {
+    ConnectorOptions options(ctx.options, fmt::format("stream '{}': kafka sink", ctx.stream));
+    where_ = options.where();
+    settings_ = kafka::client_settings(ctx.options, ctx.connection, where_);
+    topic_ = options.string("topic").value_or("");
+    if (topic_.empty()) throw Error(ErrorCode::ConfigMissingKey, where_ + " needs `topic`");
+    key_ = options.string_list("key");
+    json strategy = ctx.options.value("strategy", json::object());
+    std::string mode = strategy.is_object() ? strategy.value("mode", "append") : "append";
+    if (mode != "append") {
+      throw Error(
+          ErrorCode::ConfigBadValue,
+          fmt::format(
+              "{}: strategy mode '{}' is not supported: a Kafka topic is an append-only log",
+              where_, mode),
+          "use strategy: {mode: append}; set `unique_key` to key the events");
+    }
+    if (strategy.is_object() && strategy.value("only_new_rows", false)) {
+      throw Error(ErrorCode::ConfigBadValue,
+                  where_ +
+                      ": append.only_new_rows needs to look up keys in the target, and a topic "
+                      "cannot be queried",
+                  "remove only_new_rows; consumers dedupe on the event key");
+    }
+    if (key_.empty() && strategy.is_object() && strategy.contains("unique_key")) {
+      const auto& k = strategy["unique_key"];
+      if (k.is_string())
+        key_.push_back(k.get<std::string>());
+      else if (k.is_array())
+        for (const auto& v : k)
+          if (v.is_string()) key_.push_back(v.get<std::string>());
+    }
+    timeout_ms_ = static_cast<int>(kafka::int_option(ctx.options, "timeout_ms", 30000, where_));
+    delivery_timeout_ms_ = kafka::int_option(ctx.options, "delivery_timeout_ms", 120000, where_);
+    linger_ms_ = kafka::int_option(ctx.options, "linger_ms", 5, where_);
+    batch_size_ = kafka::int_option(ctx.options, "batch_size", 1000000, where_);
+    compression_ = options.string("compression").value_or("none");
+    receipt_path_ = ctx.base_dir / ".dpone" / "kafka-receipts" / (sanitize(stream_) + ".json");
+  }
+
+  TargetInfo inspect() override {
+    TargetInfo t;
+    t.name = topic_;
+    t.schemaless = true;  // JSON values: the events carry the columns of each run
+    rd_kafka_t* rk = producer();
+    partitions_ =
+        kafka::topic_partitions(rk, topic_, timeout_ms_, ErrorCode::SinkUnavailable, where_);
+    t.exists = true;
+    const rd_kafka_metadata_t* raw = nullptr;
+    int brokers = 0;
+    if (rd_kafka_metadata(rk, 0, nullptr, &raw, timeout_ms_) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      kafka::MetadataPtr md(raw);
+      brokers = md->broker_cnt;
+    }
+    t.server =
+        fmt::format("Kafka cluster of {} brokers (librdkafka {})", brokers, rd_kafka_version_str());
+    t.capabilities = {"idempotent producer", "murmur2 partitioner (Java-compatible)",
+                      fmt::format("{} partitions", partitions_.size()), "delivery reports checked"};
+    return t;
+  }
+
+  // JSON lines first: a source that offers them (a JSONL file needing no conversion)
+  // hands each line through as the event's value, with no decoding and re-encoding.
+  std::vector<ArtifactSpec> accepts() const override {
+    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::Jsonl},
+            ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
+  }
+
+  std::vector<std::string> render_ddl(const Schema&,
+                                      const std::vector<const SchemaChange*>&) override {
+    return {};  // a topic has no schema to evolve
+  }
+
+  std::vector<std::string> describe_promotion(const StrategySpec&, const Schema& schema) override {
+    std::string key = key_.empty()
+                          ? "no key (partitions chosen at random, sticky per batch)"
+                          : fmt::format("key {} (murmur2 partition, as Kafka's Java client)",
+                                        fmt::join(key_, ", "));
+    return {
+        fmt::format(
+            "produce each row to topic {} as a JSON object of {} fields; {}; headers dpone-run-id, "
+            "dpone-stream; idempotent producer, compression {}, linger {} ms",
+            topic_, schema.columns.size(), key, compression_, linger_ms_),
+        "wait for every delivery report: one failure fails the run (state not advanced)",
+        "write the load receipt " + receipt_path_.string()};
+  }
+
+  std::vector<std::string> cleanup_abandoned() override { return {}; }
+
+  StagedLoad stage(Artifact artifact, const Schema& schema) override {
+    auto* streaming = std::get_if<StreamingRows>(&artifact);
+    auto* in_memory = std::get_if<InMemoryRows>(&artifact);  // e.g. doctor's empty probe
+    const bool lines = streaming && streaming->format == WireFormat::Jsonl && streaming->bytes;
+    const bool batches =
+        streaming && streaming->format == WireFormat::RecordBatch && streaming->batches;
+    if (!lines && !batches && !in_memory)
+      throw Error(ErrorCode::Internal, where_ + ": expected record batches or JSON lines, got " +
+                                           spec_of(artifact).to_string());
+    prepare_encoding(schema);
+    rd_kafka_t* rk = producer();
+    if (partitions_.empty())
+      partitions_ =
+          kafka::topic_partitions(rk, topic_, timeout_ms_, ErrorCode::SinkUnavailable, where_);
+    kafka::TopicPtr topic(rd_kafka_topic_new(rk, topic_.c_str(), nullptr));
+    int64_t rows = 0, bytes = 0;
+    try {
+      if (lines) {
+        produce_lines(rk, topic.get(), *streaming->bytes, rows, bytes);
+      } else if (batches) {
+        while (auto batch = streaming->batches->next()) {
+          produce_batch(rk, topic.get(), *batch, rows, bytes);
+          if (!between_blocks(rk, rows, bytes)) break;
+        }
+      } else {
+        for (const auto& batch : in_memory->batches) {
+          produce_batch(rk, topic.get(), batch, rows, bytes);
+          if (!between_blocks(rk, rows, bytes)) break;
+        }
+      }
+    } catch (const Error& e) {
+      // The input failed (a malformed line, a file changed, a NULL key) after `rows`
+      // events were handed to the producer: wait for their reports, so the message says
+      // how many are in the topic now, and fail with the input's own code.
+      rd_kafka_flush(rk, static_cast<int>(delivery_timeout_ms_ + 10000));
+      throw Error(e.code(),
+                  fmt::format("{} ({} events produced before this were delivered to topic {}, "
+                              "and stay there)",
+                              e.what(), tally_.delivered, topic_),
+                  e.hint().empty()
+                      ? "the run failed and state did not advance; the re-run sends the whole "
+                        "window again (at-least-once)"
+                      : e.hint() +
+                            "; the run failed and state did not advance: the re-run sends "
+                            "the whole window again (at-least-once)");
+    }
+    // Every report must be back before the stage may succeed.
+    rd_kafka_resp_err_t flushed =
+        rd_kafka_flush(rk, static_cast<int>(delivery_timeout_ms_ + 10000));
+    int64_t pending = rd_kafka_outq_len(rk);
+    char fatal[512] = "";
+    rd_kafka_resp_err_t fatal_err = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+    int64_t undelivered = rows - tally_.delivered;
+    if (tally_.failed > 0 || pending > 0 || fatal_err || flushed || undelivered != 0) {
+      std::string why = tally_.first_error;
+      if (fatal_err) why = std::string("fatal producer error: ") + fatal;
+      if (why.empty())
+        why = fmt::format("{} reports still outstanding after the delivery timeout", pending);
+      throw Error(
+          ErrorCode::StageFailed,
+          fmt::format(
+              "{}: {} of {} events were not delivered to topic {} (first error: {}); {} were "
+              "delivered",
+              where_, undelivered, rows, topic_, why, tally_.delivered),
+          "the run failed and state did not advance: the re-run sends the whole window again, so "
+          "the events already delivered arrive twice (at-least-once; dedupe on the key or on the "
+          "dpone-run-id header downstream)");
+    }
+    StagedLoad s;
+    s.staging_name = "(none: Kafka has no staging; events delivered to " + topic_ + ")";
+    s.rows = rows;
+    s.bytes = bytes;
+    s.details = {{"topic", topic_}, {"delivered", tally_.delivered}, {"key", key_}};
+    return s;
+  }
+
+  std::vector<GateResult> check(const StagedLoad&, const std::vector<GateSpec>& gates) override {
+    std::vector<std::string> names;
+    for (const auto& g : gates) names.push_back(g.name);
+    throw Error(
+        ErrorCode::ConfigInvalid,
+        fmt::format(
+            "{}: quality gates ({}) cannot run on a Kafka sink: the events are delivered while "
+            "staging, before gates could stop them",
+            where_, fmt::join(names, ", ")),
+        "remove `quality` from the stream, or check the data upstream");
+  }
+
+  PromoteResult promote(const StagedLoad& staged, const PromoteRequest& request) override {
+    PromoteResult r;
+    r.inserted = staged.rows;
+    r.atomic = false;
+    write_receipt(request.receipt);
+    r.sql = {fmt::format("{} events delivered to {}", staged.rows, topic_),
+             "receipt written to " + receipt_path_.string()};
+    return r;
+  }
+
+  void abort(const StagedLoad&) noexcept override {}
+
+  std::optional<LoadReceipt> latest_receipt() override {
+    std::ifstream in(receipt_path_);
+    if (!in) return std::nullopt;
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json j = json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      throw Error(ErrorCode::StateStoreFailed,
+                  where_ + ": the load receipt " + receipt_path_.string() + " is corrupt",
+                  "delete it if no run is in progress (the next run then re-sends what it cannot "
+                  "prove was sent)");
+    LoadReceipt rc;
+    rc.stream = j.value("stream", "");
+    rc.run_id = j.value("run_id", "");
+    rc.base_revision = j.value("base_revision", int64_t{0});
+    rc.window = j.value("window", json());
+    rc.new_position = j.value("new_position", json());
+    rc.rows = j.value("rows", int64_t{0});
+    rc.loaded_at = j.value("loaded_at", "");
+    return rc;
+  }
+
+ private:
+  static std::string sanitize(const std::string& s) {
+    std::string out = s;
+    for (auto& c : out)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
+    return out;
+  }
+
+  rd_kafka_t* producer() {
+    if (producer_) return producer_.get();
+    kafka::ClientSettings s;
+    s.set("enable.idempotence", "true");     // acks=all, ordered, no duplicates from retries
+    s.set("partitioner", "murmur2_random");  // Java's partitioner for keys, random for null keys
+    s.set("linger.ms", std::to_string(linger_ms_));
+    s.set("batch.size", std::to_string(batch_size_));
+    s.set("compression.type", compression_);
+    s.set("message.timeout.ms", std::to_string(delivery_timeout_ms_));
+    s.set("queue.buffering.max.kbytes", "65536");  // bounds memory: 64 MiB of queued events
+    s.set("queue.buffering.max.messages", "500000");
+    s.set("allow.auto.create.topics", "false");  // dpone never creates topics
+    s.set("log_level", "2");  // connection errors reach the operator as dpone errors instead
+    for (const auto& [k, v] : settings_.properties) s.set(k, v);
+    kafka::ConfPtr conf(rd_kafka_conf_new());
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), on_delivery);
+    rd_kafka_conf_set_opaque(conf.get(), &tally_);
+    producer_ = kafka::make_client(RD_KAFKA_PRODUCER, s, where_, std::move(conf));
+    return producer_.get();
+  }
+
+  void produce(rd_kafka_t* rk, rd_kafka_topic_t* topic, std::string_view value,
+               const std::string* key, rd_kafka_headers_t* headers) {
+    for (;;) {
+      rd_kafka_resp_err_t err =
+          rd_kafka_producev(rk, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                            RD_KAFKA_V_KEY(key ? key->data() : nullptr, key ? key->size() : 0),
+                            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+      if (!err) return;
+      if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        rd_kafka_poll(rk, 50);  // serve delivery reports until the queue has room
+        continue;
+      }
+      rd_kafka_headers_destroy(headers);  // not taken over on failure
+      throw Error(ErrorCode::StageFailed, fmt::format("{}: cannot produce to topic {}: {}", where_,
+                                                      topic_, rd_kafka_err2str(err)));
+    }
+  }
+
+  rd_kafka_headers_t* run_headers() const {
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(2);
+    rd_kafka_header_add(headers, "dpone-run-id", -1, run_id_.data(),
+                        static_cast<ssize_t>(run_id_.size()));
+    rd_kafka_header_add(headers, "dpone-stream", -1, stream_.data(),
+                        static_cast<ssize_t>(stream_.size()));
+    return headers;
+  }
+
+  // Between input blocks: serve delivery reports, stop early on a fatal producer error
+  // (stage() then reports it), tell the runtime how far the run is.
+  bool between_blocks(rd_kafka_t* rk, int64_t rows, int64_t bytes) {
+    rd_kafka_poll(rk, 0);
+    if (rd_kafka_fatal_error(rk, nullptr, 0)) return false;
+    if (on_progress_) on_progress_(rows, bytes);
+    return true;
+  }
+
+  // Record batches: each row encoded as one JSON object (encode_value).
+  void produce_batch(rd_kafka_t* rk, rd_kafka_topic_t* topic, const RecordBatch& batch,
+                     int64_t& rows, int64_t& bytes) {
+    for (size_t r = 0; r < batch.num_rows(); ++r) {
+      encode_value(batch, r, value_);
+      bool keyed = encode_key(batch, r, key_text_);
+      produce(rk, topic, value_, keyed ? &key_text_ : nullptr, run_headers());
+      bytes += static_cast<int64_t>(value_.size());
+      ++rows;
+    }
+  }
+
+  // JSON lines (WireFormat::Jsonl, e.g. a JSONL file without declared columns): the
+  // source validated every line as one JSON object and names file:line when one is not;
+  // each line's bytes are the event's value, unchanged. A key column is read from the
+  // line (json_key_text). Memory: one input block.
+  void produce_lines(rd_kafka_t* rk, rd_kafka_topic_t* topic, ByteReader& reader, int64_t& rows,
+                     int64_t& bytes) {
+    std::vector<char> buf(size_t{1} << 20);
+    size_t have = 0;
+    std::string key;
+    for (;;) {
+      if (have == buf.size()) buf.resize(buf.size() * 2);  // one line longer than the block
+      size_t n = reader.read(buf.data() + have, buf.size() - have);
+      const bool end = n == 0;
+      have += n;
+      size_t start = 0;
+      for (;;) {
+        const char* from = buf.data() + start;
+        const void* nl = std::memchr(from, '\n', have - start);
+        size_t len = nl ? static_cast<size_t>(static_cast<const char*>(nl) - from) : have - start;
+        if (!nl && !(end && len > 0)) break;
+        std::string_view value(from, len);
+        ++rows;
+        bool keyed = !key_columns_.empty();
+        if (keyed) line_key(value, rows, key);
+        produce(rk, topic, value, keyed ? &key : nullptr, run_headers());
+        bytes += static_cast<int64_t>(len);
+        start += nl ? len + 1 : len;
+      }
+      if (end) return;
+      std::memmove(buf.data(), buf.data() + start, have - start);
+      have -= start;
+      if (!between_blocks(rk, rows, bytes)) return;
+    }
+  }
+
+  // The key of one JSON line: like encode_key, from the line's fields: a string's text,
+  // a number's or bool's JSON text (integers exact, other numbers shortest round-trip),
+  // an object or array as compact JSON; missing or null fails with KEY_NULL.
+  void line_key(std::string_view line, int64_t event, std::string& out) {
+    simdjson::dom::element doc;
+    if (auto error = key_parser_.parse(line.data(), line.size()).get(doc);
+        error || !doc.is_object())
+      throw Error(ErrorCode::InputMalformed,
+                  fmt::format("{}: event {} of the input is not a JSON object{}", where_, event,
+                              error ? std::string(": ") + simdjson::error_message(error) : ""),
+                  "each line must hold one complete JSON object");
+    out.clear();
+    if (key_.size() > 1) out += '[';
+    for (size_t i = 0; i < key_.size(); ++i) {
+      simdjson::dom::element v;
+      if (doc.at_key(key_[i]).get(v) || v.is_null())
+        throw Error(ErrorCode::KeyNull,
+                    fmt::format("{}: event {} of the input has no value for key column '{}'",
+                                where_, event, key_[i]),
+                    "fix the source data or the key");
+      if (key_.size() == 1) {
+        append_key_text(out, v);
+      } else {
+        if (i) out += ',';
+        scratch_.clear();
+        append_key_text(scratch_, v);
+        append_json_string(out, scratch_);
+      }
+    }
+    if (key_.size() > 1) out += ']';
+  }
+
+  static void append_key_text(std::string& out, const simdjson::dom::element& v) {
+    char num[32];
+    switch (v.type()) {
+      case simdjson::dom::element_type::STRING:
+        out.append(std::string_view(v.get_string().value_unsafe()));
+        return;
+      case simdjson::dom::element_type::INT64: {
+        auto r = std::to_chars(num, num + sizeof num, v.get_int64().value_unsafe());
+        out.append(num, r.ptr);
+        return;
+      }
+      case simdjson::dom::element_type::UINT64: {
+        auto r = std::to_chars(num, num + sizeof num, v.get_uint64().value_unsafe());
+        out.append(num, r.ptr);
+        return;
+      }
+      case simdjson::dom::element_type::DOUBLE: {
+        auto r = std::to_chars(num, num + sizeof num, v.get_double().value_unsafe());
+        out.append(num, r.ptr);
+        return;
+      }
+      case simdjson::dom::element_type::BOOL:
+        out += v.get_bool().value_unsafe() ? "true" : "false";
+        return;
+      default:
+        out += simdjson::minify(v);
+        return;
+    }
+  }
+
+  void prepare_encoding(const Schema& schema) {
+    names_.clear();
+    column_names_ = schema.names();
+    kinds_.clear();
+    key_columns_.clear();
+    for (const auto& c : schema.columns) {
+      std::string name;
+      append_json_string(name, c.name);
+      names_.push_back(name + ":");
+      kinds_.push_back(kind_of(c.type));
+    }
+    for (const auto& k : key_) {
+      int i = schema.find(k);
+      if (i < 0)
+        throw Error(
+            ErrorCode::ConfigBadValue,
+            fmt::format("{}: the key column '{}' is not a column of the source (columns: {})",
+                        where_, k, fmt::join(schema.names(), ", ")));
+      key_columns_.push_back(static_cast<size_t>(i));
+    }
+  }
+
+  // The row as one JSON object, like the JSONL writer: numbers as numbers (NaN and
+  // infinities as strings), json embedded, bytes as base64, everything else as strings.
+  void encode_value(const RecordBatch& batch, size_t row, std::string& out) const {
+    out.clear();
+    out += '{';
+    for (size_t c = 0; c < names_.size(); ++c) {
+      if (c) out += ',';
+      out += names_[c];
+      if (batch.is_null(row, c)) {
+        out += "null";
+        continue;
+      }
+      std::string_view v = batch.cell(row, c);
+      switch (kinds_[c]) {
+        case ValueKind::Number:
+          if (v == "NaN" || v == "Infinity" || v == "-Infinity")
+            append_json_string(out, v);
+          else
+            out += v;
+          break;
+        case ValueKind::Bool:
+        case ValueKind::Json:
+          out += v;
+          break;
+        case ValueKind::Bytes:
+          out += '"';
+          append_base64(out, v);
+          out += '"';
+          break;
+        case ValueKind::Text:
+          append_json_string(out, v);
+          break;
+      }
+    }
+    out += '}';
+  }
+
+  // One key column: its text (bytes raw). Several: a JSON array of their texts. A key
+  // with a NULL column is refused: the event's partition would be arbitrary.
+  bool encode_key(const RecordBatch& batch, size_t row, std::string& out) const {
+    if (key_columns_.empty()) return false;
+    out.clear();
+    if (key_columns_.size() == 1) {
+      size_t c = key_columns_[0];
+      if (batch.is_null(row, c)) throw null_key(c);
+      out.append(batch.cell(row, c));
+      return true;
+    }
+    out += '[';
+    for (size_t i = 0; i < key_columns_.size(); ++i) {
+      size_t c = key_columns_[i];
+      if (batch.is_null(row, c)) throw null_key(c);
+      if (i) out += ',';
+      append_json_string(out, batch.cell(row, c));
+    }
+    out += ']';
+    return true;
+  }
+
+  const std::string& key_name(size_t c) const { return column_names_[c]; }
+
+  Error null_key(size_t c) const {
+    return Error(ErrorCode::KeyNull,
+                 fmt::format("{}: a row has NULL in key column '{}'", where_, key_name(c)),
+                 "fix the source data or the key");
+  }
+
+  void write_receipt(const LoadReceipt& r) {
+    json j{{"stream", r.stream},
+           {"run_id", r.run_id},
+           {"base_revision", r.base_revision},
+           {"window", r.window},
+           {"new_position", r.new_position},
+           {"rows", r.rows},
+           {"loaded_at", r.loaded_at},
+           {"topic", topic_}};
+    std::error_code ec;
+    fs::create_directories(receipt_path_.parent_path(), ec);
+    fs::path tmp = receipt_path_;
+    tmp += ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << j.dump(2) << "\n";
+      out.flush();
+      if (!out)
+        throw Error(ErrorCode::PromoteFailed,
+                    fmt::format("{}: cannot write the load receipt {}", where_, tmp.string()),
+                    "the events were delivered; check the directory's permissions and free space");
+    }
+    fs::rename(tmp, receipt_path_, ec);
+    if (ec)
+      throw Error(ErrorCode::PromoteFailed,
+                  fmt::format("{}: cannot write the load receipt {}: {}", where_,
+                              receipt_path_.string(), ec.message()));
+  }
+
+  std::string stream_, run_id_, where_, topic_;
+  std::function<void(int64_t, int64_t)> on_progress_;
+  kafka::ClientSettings settings_;
+  std::vector<std::string> key_;
+  int timeout_ms_ = 30000;
+  int64_t delivery_timeout_ms_ = 120000, linger_ms_ = 5, batch_size_ = 1000000;
+  std::string compression_;
+  fs::path receipt_path_;
+  DeliveryTally tally_;
+  kafka::HandlePtr producer_;
+  std::vector<int32_t> partitions_;
+  std::vector<std::string> names_;  // `"name":` ready to copy
+  std::vector<std::string> column_names_;
+  std::vector<ValueKind> kinds_;
+  simdjson::dom::parser key_parser_;
+  std::string scratch_, value_, key_text_;
+  std::vector<size_t> key_columns_;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_kafka_sink(const SinkContext& context) {
+  return std::make_unique<KafkaSink>(context);
+}
+
+}  // namespace dpone

@@ -1,0 +1,504 @@
+// Unit tests of the kafka connector. The cluster is librdkafka's mock cluster started
+// inside the test process (a real Kafka wire-protocol server on 127.0.0.1), so these
+// tests need no service; the end-to-end tests (tests/e2e/kafka_test.cpp) use the
+// dpone_kafka_mock service instead.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "connectors/kafka/kafka_common.hpp"
+#include "core/errors.hpp"
+
+namespace dpone {
+namespace {
+
+using json = nlohmann::json;
+
+// Kafka's clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java testMurmur2,
+// and librdkafka's rdkafka_msg.c unittest_murmur2 (values computed by the Java client).
+TEST(KafkaMurmur2, MatchesJavaClientVectors) {
+  const std::vector<std::pair<std::string, int32_t>> java = {
+      {"21", -973932308},
+      {"foobar", -790332482},
+      {"a-little-bit-long-string", -985981536},
+      {"a-little-bit-longer-string", -1486304829},
+      {"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971},
+      {"abc", 479470107},
+  };
+  for (const auto& [key, hash] : java) EXPECT_EQ(kafka::murmur2(key), hash) << key;
+  const std::vector<std::pair<std::string, uint32_t>> librdkafka = {
+      {"kafka", 0xd067cf64}, {"giberish123456789", 0x8f552b0c},
+      {"1234", 0x9fc97b14},  {"234", 0xe7c009ca},
+      {"34", 0x873930da},    {"4", 0x5a4b5ca1},
+      {"", 0x106e08d9}};
+  for (const auto& [key, hash] : librdkafka)
+    EXPECT_EQ(static_cast<uint32_t>(kafka::murmur2(key)), hash) << "'" << key << "'";
+}
+
+TEST(KafkaMurmur2, PartitionIsPositiveHashModuloCount) {
+  // toPositive(murmur2("21")) = -973932308 & 0x7fffffff = 1173551340.
+  EXPECT_EQ(kafka::java_partition("21", 4), 1173551340 % 4);
+  EXPECT_EQ(kafka::java_partition("foobar", 7), (-790332482 & 0x7fffffff) % 7);
+  EXPECT_EQ(kafka::java_partition("abc", 3), 479470107 % 3);
+}
+
+TEST(KafkaMurmur2, AgreesWithLibrdkafkaPartitioner) {
+  char errstr[256];
+  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof(errstr)));
+  ASSERT_TRUE(rk);
+  kafka::TopicPtr t(rd_kafka_topic_new(rk.get(), "t", nullptr));
+  for (int i = 0; i < 500; ++i) {
+    std::string key = "customer-" + std::to_string(i * 7919);
+    for (int32_t n : {1, 3, 12, 64}) {
+      EXPECT_EQ(
+          rd_kafka_msg_partitioner_murmur2(t.get(), key.data(), key.size(), n, nullptr, nullptr),
+          kafka::java_partition(key, n))
+          << key << " over " << n;
+    }
+  }
+}
+
+TEST(KafkaOffsets, RoundTripAndRejectForeignPositions) {
+  kafka::Offsets o{{"orders", {{0, 12}, {2, 40}}}, {"events", {{0, 0}}}};
+  json j = kafka::offsets_to_json(o);
+  EXPECT_EQ(j, json::parse(R"({"events":{"0":0},"orders":{"0":12,"2":40}})"));
+  EXPECT_EQ(kafka::offsets_from_json(j, "here"), o);
+  EXPECT_TRUE(kafka::offsets_from_json(json(), "here").empty());
+  try {
+    kafka::offsets_from_json(json::parse(R"({"high": "2026-01-01"})"), "stream 's'");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::StateStoreFailed);
+    EXPECT_NE(std::string(e.what()).find("stream 's'"), std::string::npos);
+  }
+}
+
+// --- against an in-process mock cluster -----------------------------------------------------
+
+class MockCluster {
+ public:
+  explicit MockCluster(int brokers = 1) {
+    char errstr[256];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof(errstr));
+    rk_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
+    cluster_ = rd_kafka_mock_cluster_new(rk_.get(), brokers);
+    bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+  }
+  ~MockCluster() { rd_kafka_mock_cluster_destroy(cluster_); }
+  void topic(const std::string& name, int partitions) {
+    ASSERT_EQ(rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  rd_kafka_mock_cluster_t* get() { return cluster_; }
+  const std::string& bootstrap() const { return bootstrap_; }
+
+ private:
+  kafka::HandlePtr rk_;
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+  std::string bootstrap_;
+};
+
+// Produces (key, value) messages to explicit partitions with a plain producer.
+void produce(const std::string& bootstrap, const std::string& topic,
+             const std::vector<std::tuple<int32_t, std::string, std::string>>& messages) {
+  char errstr[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof(errstr));
+  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
+  ASSERT_TRUE(rk);
+  for (const auto& [p, key, value] : messages) {
+    ASSERT_EQ(rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(p),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_KEY(key.data(), key.size()),
+                                RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                                RD_KAFKA_V_HEADER("h", "v", 1), RD_KAFKA_V_END),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+  ASSERT_EQ(rd_kafka_flush(rk.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
+struct Consumed {
+  int32_t partition;
+  int64_t offset;
+  std::string key, value;
+  std::map<std::string, std::string> headers;
+};
+
+// Reads every message of every partition of `topic` with an independent consumer, up to
+// the high watermarks read first (EOF events alone can come before a partition's data).
+std::vector<Consumed> consume_all(const std::string& bootstrap, const std::string& topic,
+                                  int partitions) {
+  char errstr[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof(errstr));
+  rd_kafka_conf_set(conf, "group.id", "unit-test-reader", errstr, sizeof(errstr));
+  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)));
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  std::map<int32_t, int64_t> remaining;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t lo = 0, hi = 0;
+    EXPECT_EQ(rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &lo, &hi, 10000), 0);
+    if (hi > lo) remaining[p] = hi;
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_assign(rk.get(), list.get());
+  std::vector<Consumed> out;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!remaining.empty() && std::chrono::steady_clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk.get(), 100);
+    if (!m) continue;
+    if (!m->err) {
+      Consumed c{m->partition,
+                 m->offset,
+                 m->key ? std::string(static_cast<const char*>(m->key), m->key_len) : "",
+                 std::string(static_cast<const char*>(m->payload), m->len),
+                 {}};
+      rd_kafka_headers_t* h = nullptr;
+      if (!rd_kafka_message_headers(m, &h)) {
+        const char* name;
+        const void* v;
+        size_t sz;
+        for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &v, &sz); ++i)
+          c.headers[name] = std::string(static_cast<const char*>(v), sz);
+      }
+      auto it = remaining.find(m->partition);
+      if (it != remaining.end() && m->offset + 1 >= it->second) remaining.erase(it);
+      out.push_back(std::move(c));
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_assign(rk.get(), nullptr);
+  return out;
+}
+
+std::vector<std::vector<std::optional<std::string>>> read_all(Source& source, const Window& w) {
+  Artifact a =
+      source.extract(w, ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}, {});
+  auto& rows = std::get<StreamingRows>(a);
+  std::vector<std::vector<std::optional<std::string>>> out;
+  while (auto b = rows.batches->next()) {
+    for (size_t r = 0; r < b->num_rows(); ++r) {
+      std::vector<std::optional<std::string>> row;
+      for (size_t c = 0; c < b->num_columns(); ++c)
+        row.push_back(b->is_null(r, c) ? std::nullopt
+                                       : std::optional<std::string>(std::string(b->cell(r, c))));
+      out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+TEST(KafkaSource, ReadsExactlyTheWindowOnceAcrossRuns) {
+  MockCluster cluster;
+  cluster.topic("orders", 3);
+  Diagnostics diag;
+  SourceContext ctx{"orders",
+                    json{{"topic", "orders"}, {"bootstrap_servers", cluster.bootstrap()}},
+                    nullptr,
+                    {},
+                    &diag};
+  std::vector<std::tuple<int32_t, std::string, std::string>> first;
+  for (int i = 0; i < 9; ++i)
+    first.emplace_back(
+        i % 3, "k" + std::to_string(i),
+        json{{"id", i}, {"amount", i + 0.5}, {"tags", {"a", i}}, {"name", "n" + std::to_string(i)}}
+            .dump());
+  produce(cluster.bootstrap(), "orders", first);
+
+  auto source = make_kafka_source(ctx);
+  Window w1 = source->plan_window(json());
+  EXPECT_FALSE(w1.empty);
+  EXPECT_EQ(w1.estimated_rows, 9);
+  EXPECT_EQ(w1.high, json::parse(R"({"orders":{"0":3,"1":3,"2":3}})"));
+  Schema s = source->discover();
+  std::vector<std::string> names = s.names();
+  EXPECT_EQ(names, (std::vector<std::string>{"_topic", "_partition", "_offset", "_timestamp",
+                                             "_key", "_headers", "amount", "id", "name", "tags"}));
+  EXPECT_EQ(s.columns[s.find("id")].type.to_string(), "int64");
+  EXPECT_EQ(s.columns[s.find("amount")].type.to_string(), "float64");
+  EXPECT_EQ(s.columns[s.find("tags")].type.to_string(), "json");
+  EXPECT_EQ(s.primary_key, (std::vector<std::string>{"_topic", "_partition", "_offset"}));
+  auto rows = read_all(*source, w1);
+  ASSERT_EQ(rows.size(), 9u);
+  std::set<std::string> ids;
+  for (const auto& r : rows) {
+    ids.insert(*r[7]);
+    EXPECT_EQ(*r[0], "orders");
+    EXPECT_EQ(*r[4], "k" + *r[7]);                       // key
+    EXPECT_EQ(std::stoi(*r[1]), std::stoi(*r[7]) % 3);   // partition
+    EXPECT_EQ(*r[5], R"([["h","v"]])");                  // headers
+    EXPECT_EQ(r[3]->back(), 'Z');                        // timestamptz
+    EXPECT_EQ(*r[9], fmt::format("[\"a\",{}]", *r[7]));  // nested value as JSON
+  }
+  EXPECT_EQ(ids.size(), 9u);
+  json pos1 = source->next_position(w1);
+  EXPECT_EQ(pos1, w1.high);
+
+  // Second run: only what was produced since.
+  produce(cluster.bootstrap(), "orders",
+          {{1, "k100", R"({"id":100,"amount":1,"name":"x","tags":[]})"},
+           {1, "k101", R"({"id":101,"amount":2,"name":"y","tags":null})"}});
+  auto source2 = make_kafka_source(ctx);
+  Window w2 = source2->plan_window(pos1);
+  EXPECT_EQ(w2.estimated_rows, 2);
+  source2->discover();
+  auto rows2 = read_all(*source2, w2);
+  ASSERT_EQ(rows2.size(), 2u);
+  EXPECT_EQ(*rows2[0][7], "100");
+  EXPECT_EQ(*rows2[0][2], "3");
+  EXPECT_FALSE(rows2[1][9].has_value());  // JSON null -> NULL
+  json pos2 = source2->next_position(w2);
+  EXPECT_EQ(pos2, json::parse(R"({"orders":{"0":3,"1":5,"2":3}})"));
+
+  // Third run: nothing new.
+  auto source3 = make_kafka_source(ctx);
+  Window w3 = source3->plan_window(pos2);
+  EXPECT_TRUE(w3.empty);
+  EXPECT_EQ(source3->next_position(w3), pos2);
+}
+
+TEST(KafkaSource, DeclaredColumnsStringValuesAndPartitionSubset) {
+  MockCluster cluster;
+  cluster.topic("t", 2);
+  produce(cluster.bootstrap(), "t",
+          {{0, "a", R"({"amount":"12.5","at":"2026-01-02T03:04:05Z","x":1})"},
+           {1, "b", R"({"amount":7,"at":null})"}});
+  Diagnostics diag;
+  SourceContext ctx{"s",
+                    json{{"topic", "t"},
+                         {"bootstrap_servers", cluster.bootstrap()},
+                         {"partitions", {0}},
+                         {"columns", {{"amount", "decimal(10,2)"}, {"at", "timestamptz"}}}},
+                    nullptr,
+                    {},
+                    &diag};
+  auto source = make_kafka_source(ctx);
+  Window w = source->plan_window(json());
+  EXPECT_EQ(w.high, json::parse(R"({"t":{"0":1}})"));
+  Schema s = source->discover();
+  EXPECT_EQ(s.columns.size(), 8u);
+  auto rows = read_all(*source, w);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(*rows[0][6], "12.50");
+  EXPECT_EQ(*rows[0][7], "2026-01-02T03:04:05Z");
+  ASSERT_EQ(diag.warnings().size(), 1u);  // field x is not a declared column
+  EXPECT_NE(diag.warnings()[0].find("'x'"), std::string::npos);
+
+  SourceContext raw{
+      "s2",
+      json{{"topic", "t"}, {"bootstrap_servers", cluster.bootstrap()}, {"value_format", "string"}},
+      nullptr,
+      {},
+      &diag};
+  auto strings = make_kafka_source(raw);
+  Window w2 = strings->plan_window(json());
+  EXPECT_EQ(strings->discover().names().back(), "value");
+  auto rows2 = read_all(*strings, w2);
+  ASSERT_EQ(rows2.size(), 2u);
+  EXPECT_EQ(*rows2[0][6], R"({"amount":"12.5","at":"2026-01-02T03:04:05Z","x":1})");
+}
+
+TEST(KafkaSource, UnreachableBrokersAndBadValuesAreClearErrors) {
+  MockCluster cluster;
+  cluster.topic("t", 1);
+  Diagnostics diag;
+  // (The mock cluster creates any topic a client asks metadata for, so a missing topic
+  // cannot be observed here; unreachable brokers can.)
+  SourceContext down{
+      "s",
+      json{{"topic", "t"}, {"bootstrap_servers", "127.0.0.1:1"}, {"timeout_ms", 1500}},
+      nullptr,
+      {},
+      &diag};
+  try {
+    make_kafka_source(down)->plan_window(json());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::SourceUnavailable);
+    EXPECT_NE(std::string(e.what()).find("topic 't'"), std::string::npos) << e.what();
+  }
+  produce(cluster.bootstrap(), "t", {{0, "k", R"({"id":1})"}, {0, "k", "not json"}});
+  SourceContext ctx{
+      "s", json{{"topic", "t"}, {"bootstrap_servers", cluster.bootstrap()}}, nullptr, {}, &diag};
+  auto source = make_kafka_source(ctx);
+  Window w = source->plan_window(json());
+  source->discover();
+  try {
+    read_all(*source, w);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InputMalformed);
+    EXPECT_NE(std::string(e.what()).find("t[0]@1"), std::string::npos) << e.what();
+  }
+}
+
+class RowsReader : public BatchReader {
+ public:
+  RowsReader(Schema s, std::vector<std::vector<std::optional<std::string>>> rows)
+      : schema_(std::move(s)), rows_(std::move(rows)) {}
+  const Schema& schema() const override { return schema_; }
+  std::optional<RecordBatch> next() override {
+    if (done_) return std::nullopt;
+    done_ = true;
+    RecordBatch b(schema_.columns.size());
+    for (const auto& row : rows_)
+      for (const auto& cell : row) cell ? b.append(*cell) : b.append_null();
+    return b;
+  }
+
+ private:
+  Schema schema_;
+  std::vector<std::vector<std::optional<std::string>>> rows_;
+  bool done_ = false;
+};
+
+Schema sink_schema() {
+  Schema s;
+  s.columns = {
+      Column{"id", LogicalType::of(TypeId::Int64)}, Column{"name", LogicalType::of(TypeId::String)},
+      Column{"price", LogicalType::of(TypeId::Float64)},
+      Column{"doc", LogicalType::of(TypeId::Json)}, Column{"ok", LogicalType::of(TypeId::Bool)}};
+  return s;
+}
+
+Artifact rows_artifact(int n) {
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  for (int i = 0; i < n; ++i)
+    rows.push_back({std::to_string(i), "name \"" + std::to_string(i) + "\"", i % 2 ? "NaN" : "1.5",
+                    i % 3 ? std::optional<std::string>(R"({"a":[1,2]})") : std::nullopt, "true"});
+  StreamingRows s;
+  s.batches = std::make_unique<RowsReader>(sink_schema(), std::move(rows));
+  return s;
+}
+
+TEST(KafkaSink, DeliversEveryRowOnceKeyedLikeJava) {
+  MockCluster cluster;
+  cluster.topic("out", 6);
+  Diagnostics diag;
+  auto dir =
+      std::filesystem::temp_directory_path() / ("dpone-kafka-sink-" + std::to_string(getpid()));
+  std::filesystem::remove_all(dir);
+  SinkContext ctx{"s",
+                  "run-1",
+                  json{{"topic", "out"},
+                       {"bootstrap_servers", cluster.bootstrap()},
+                       {"strategy", {{"mode", "append"}, {"unique_key", "id"}}}},
+                  nullptr,
+                  dir,
+                  &diag,
+                  nullptr};
+  auto sink = make_kafka_sink(ctx);
+  TargetInfo t = sink->inspect();
+  EXPECT_TRUE(t.exists);
+  EXPECT_TRUE(t.schemaless);
+  StagedLoad staged = sink->stage(rows_artifact(300), sink_schema());
+  EXPECT_EQ(staged.rows, 300);
+  auto got = consume_all(cluster.bootstrap(), "out", 6);
+  ASSERT_EQ(got.size(), 300u);
+  std::set<std::string> keys;
+  for (const auto& m : got) {
+    keys.insert(m.key);
+    EXPECT_EQ(m.partition, kafka::java_partition(m.key, 6)) << m.key;
+    EXPECT_EQ(m.headers.at("dpone-run-id"), "run-1");
+    json v = json::parse(m.value);
+    EXPECT_EQ(std::to_string(v["id"].get<int64_t>()), m.key);
+    int i = v["id"].get<int>();
+    EXPECT_EQ(v["name"], "name \"" + std::to_string(i) + "\"");
+    if (i % 2)
+      EXPECT_EQ(v["price"], "NaN");
+    else
+      EXPECT_EQ(v["price"], 1.5);
+    if (i % 3)
+      EXPECT_EQ(v["doc"], json::parse(R"({"a":[1,2]})"));
+    else
+      EXPECT_TRUE(v["doc"].is_null());
+    EXPECT_EQ(v["ok"], true);
+  }
+  EXPECT_EQ(keys.size(), 300u);
+
+  // The receipt is written by promote() and read back.
+  PromoteRequest req;
+  req.receipt = LoadReceipt{"s", "run-1", 4, json(), json{{"x", 1}}, 300, "now"};
+  PromoteResult pr = sink->promote(staged, req);
+  EXPECT_EQ(pr.inserted, 300);
+  auto receipt = sink->latest_receipt();
+  ASSERT_TRUE(receipt);
+  EXPECT_EQ(receipt->run_id, "run-1");
+  EXPECT_EQ(receipt->base_revision, 4);
+  EXPECT_EQ(receipt->new_position, json({{"x", 1}}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(KafkaSink, DeliveryFailureFailsWithTheCount) {
+  MockCluster cluster;
+  cluster.topic("out", 1);
+  Diagnostics diag;
+  SinkContext ctx{"s",
+                  "run-2",
+                  json{{"topic", "out"},
+                       {"bootstrap_servers", cluster.bootstrap()},
+                       {"linger_ms", 0},
+                       {"properties", {{"batch.num.messages", 10}}}},
+                  nullptr,
+                  {},
+                  &diag,
+                  nullptr};
+  auto sink = make_kafka_sink(ctx);
+  sink->inspect();
+  // Every Produce request fails with a permanent error (TOPIC_AUTHORIZATION_FAILED).
+  std::vector<rd_kafka_resp_err_t> errors(100, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  rd_kafka_mock_push_request_errors_array(cluster.get(), 0, errors.size(), errors.data());
+  try {
+    sink->stage(rows_artifact(50), sink_schema());
+    FAIL() << "expected the stage to fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::StageFailed);
+    EXPECT_NE(std::string(e.what()).find("50 of 50 events were not delivered"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(KafkaSink, RefusesNonAppendStrategiesAndUnknownKeys) {
+  Diagnostics diag;
+  SinkContext merge{"s",
+                    "r",
+                    json{{"topic", "t"},
+                         {"bootstrap_servers", "127.0.0.1:1"},
+                         {"strategy", {{"mode", "merge"}, {"unique_key", "id"}}}},
+                    nullptr,
+                    {},
+                    &diag,
+                    nullptr};
+  try {
+    make_kafka_sink(merge);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::ConfigBadValue);
+    EXPECT_NE(std::string(e.what()).find("append-only"), std::string::npos);
+  }
+  SinkContext only_new{
+      "s",
+      "r",
+      json{{"topic", "t"},
+           {"bootstrap_servers", "127.0.0.1:1"},
+           {"strategy", {{"mode", "append"}, {"only_new_rows", true}, {"unique_key", "id"}}}},
+      nullptr,
+      {},
+      &diag,
+      nullptr};
+  EXPECT_THROW(make_kafka_sink(only_new), Error);
+  SinkContext no_brokers{"s", "r", json{{"topic", "t"}}, nullptr, {}, &diag, nullptr};
+  EXPECT_THROW(make_kafka_sink(no_brokers), Error);
+}
+
+}  // namespace
+}  // namespace dpone
