@@ -57,6 +57,12 @@ EvolutionPolicy policy_of(const json& config) {
   return p ? *p : EvolutionPolicy::Widening;
 }
 
+OnTypeChange on_type_change_of(const json& config) {
+  auto se = config.value("schema_evolution", json::object());
+  auto m = parse_on_type_change(se.value("on_type_change", "fail"));
+  return m ? *m : OnTypeChange::Fail;
+}
+
 bool plan_only(const json& config) {
   return config.value("schema_evolution", json::object()).value("apply", "auto") == "plan_only";
 }
@@ -203,13 +209,26 @@ json Engine::run_stream(const StreamSpec& stream) {
     SchemaDiff diff;
     std::vector<std::string> ddl;
     if (!target.schemaless) {
-      diff = compare_schemas(schema, target.exists ? std::optional<Schema>(target.schema) : std::nullopt, policy);
-      rec["schema"] = {{"policy", to_string(policy)}, {"changes", diff.to_json()}};
+      diff = compare_schemas(schema, target.exists ? std::optional<Schema>(target.schema) : std::nullopt, policy,
+                             on_type_change_of(cfg));
+      rec["schema"] = {{"policy", to_string(policy)},
+                       {"on_type_change", to_string(on_type_change_of(cfg))},
+                       {"apply", plan_only(cfg) ? "plan_only" : "auto"},
+                       {"changes", diff.to_json()},
+                       {"routed", diff.routes_json()},
+                       {"ddl", json::array()},
+                       {"decision", "fail"}};
       if (diff.has_unsafe())
         throw Error(ErrorCode::SchemaUnsafeChange, unsafe_message(stream.name, diff, policy),
                     "change the target by hand, or choose a schema_evolution policy that allows it; nothing was loaded");
+      // Routed columns (on_type_change: new_column) are staged and promoted under their
+      // __dpone__nc__ name; the target keeps the old column.
+      schema = diff.route(schema);
       ddl = parts.sink->render_ddl(schema, diff.to_apply());
       rec["schema"]["ddl"] = ddl;
+      rec["schema"]["decision"] = diff.changes.empty() && diff.routes.empty() ? "no change"
+                                  : plan_only(cfg) && !ddl.empty()             ? "plan_only: not applied"
+                                                                               : "apply";
       if (plan_only(cfg) && !ddl.empty())
         throw Error(ErrorCode::SchemaUnsafeChange,
                     "stream " + stream.name + ": schema_evolution.apply is plan_only and the target needs:\n  " +
@@ -384,15 +403,27 @@ json Engine::plan_stream(const StreamSpec& stream) {
     if (target.rows) p["target"]["rows"] = *target.rows;
     EvolutionPolicy policy = policy_of(cfg);
     if (!target.schemaless) {
-      SchemaDiff diff =
-          compare_schemas(schema, target.exists ? std::optional<Schema>(target.schema) : std::nullopt, policy);
-      p["schema"] = {{"policy", to_string(policy)}, {"changes", diff.to_json()},
-                     {"decision", diff.has_unsafe() ? "fail" : (diff.changes.empty() ? "no change" : "apply")}};
+      SchemaDiff diff = compare_schemas(
+          schema, target.exists ? std::optional<Schema>(target.schema) : std::nullopt, policy, on_type_change_of(cfg));
+      p["schema"] = {{"policy", to_string(policy)},
+                     {"on_type_change", to_string(on_type_change_of(cfg))},
+                     {"apply", plan_only(cfg) ? "plan_only" : "auto"},
+                     {"changes", diff.to_json()},
+                     {"routed", diff.routes_json()},
+                     {"decision", diff.has_unsafe() ? "fail"
+                                  : (diff.changes.empty() && diff.routes.empty()) ? "no change"
+                                                                                  : "apply"}};
       if (diff.has_unsafe()) {
         p["schema"]["ddl"] = json::array();
         p["warnings"].push_back(unsafe_message(stream.name, diff, policy));
       } else {
+        schema = diff.route(schema);
         p["schema"]["ddl"] = parts.sink->render_ddl(schema, diff.to_apply());
+        if (plan_only(cfg) && !p["schema"]["ddl"].empty()) {
+          p["schema"]["decision"] = "plan_only: not applied";
+          p["warnings"].push_back("stream " + stream.name +
+                                  ": schema_evolution.apply is plan_only: the run will fail and not apply the DDL");
+        }
       }
     } else {
       p["schema"] = {{"policy", "n/a (schemaless target)"}, {"changes", json::array()}, {"ddl", json::array()},

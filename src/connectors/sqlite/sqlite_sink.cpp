@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "connectors/sqlite/sqlite_connector.hpp"
@@ -193,9 +194,14 @@ class SqliteSink : public Sink {
 
   std::vector<std::string> render_ddl(const Schema& source_schema,
                                       const std::vector<const SchemaChange*>& changes) override {
-    std::vector<std::string> out;
+    // Widenings first: SQLite cannot change a column's declared type in place, so the
+    // table is rebuilt (its columns, keys, indexes and triggers kept); columns added
+    // afterwards go onto the rebuilt table.
+    std::vector<std::string> out = widen_sql(changes);
     for (const SchemaChange* change : changes) {
       switch (change->kind) {
+        case ChangeKind::WidenType:
+          break;  // in widen_sql
         case ChangeKind::CreateTable:
           if (source_schema.columns.empty()) {
             throw Error(ErrorCode::Internal,
@@ -232,6 +238,68 @@ class SqliteSink : public Sink {
                       "source type unchanged");
       }
     }
+    return out;
+  }
+
+  // SQLite's rebuild for widened columns (https://sqlite.org/lang_altertable.html, "other
+  // kinds of table schema changes"): a new table with the wider declared types, rows
+  // copied, the old table dropped, the new one renamed, indexes and triggers recreated.
+  // Runs inside the promotion transaction, so a failure leaves the target as it was.
+  // Values need no conversion: every widening keeps SQLite's storage class and affinity.
+  std::vector<std::string> widen_sql(const std::vector<const SchemaChange*>& changes) {
+    std::map<std::string, std::string> wider;  // column -> new declared type
+    for (const SchemaChange* change : changes) {
+      if (change->kind != ChangeKind::WidenType) continue;
+      if (!change->to) {
+        throw Error(ErrorCode::SchemaUnsafeChange,
+                    fmt::format("{}: cannot widen column '{}' of {}{}: the change does not say the new type",
+                                where_, change->column, target_name(),
+                                change->detail.empty() ? "" : " (" + change->detail + ")"),
+                    "this is a bug in the caller of render_ddl; please report it");
+      }
+      wider[change->column] = sqlite::declared_type(change->to->type);
+    }
+    if (wider.empty()) return {};
+    SqliteDb* db = existing();
+    std::vector<TableColumn> cols;
+    if (db) {
+      db->set_failure_code(ErrorCode::SinkUnavailable);
+      cols = table_info(*db, table_);
+    }
+    if (cols.empty()) {
+      throw Error(ErrorCode::Internal,
+                  fmt::format("{}: cannot widen columns of {}: the table does not exist", where_,
+                              target_name()));
+    }
+    std::vector<std::string> defs, names;
+    for (const auto& c : cols) {
+      auto it = wider.find(c.name);
+      std::string def = quote_ident(c.name);
+      std::string decl = it != wider.end() ? it->second : c.declared;
+      if (!decl.empty()) def += " " + decl;
+      if (c.notnull) def += " NOT NULL";
+      defs.push_back(std::move(def));
+      names.push_back(c.name);
+    }
+    auto pk = primary_key_of(cols);
+    if (!pk.empty()) defs.push_back("PRIMARY KEY (" + join_quoted(pk) + ")");
+    std::vector<std::string> dependents;
+    {
+      SqliteStmt deps = db->prepare(fmt::format(
+          "SELECT sql FROM {}.sqlite_master WHERE type IN ('index', 'trigger') AND tbl_name = ?1 "
+          "COLLATE NOCASE AND sql IS NOT NULL ORDER BY type = 'trigger', rowid",
+          quote_ident(schema_)));
+      deps.bind_text(1, table_);
+      while (deps.step()) dependents.emplace_back(deps.column_text(0));
+    }
+    std::string shadow = table_ + kShadowInfix + "widen";
+    std::vector<std::string> out = {
+        fmt::format("CREATE TABLE {} ({})", qualified(shadow), fmt::join(defs, ", ")),
+        fmt::format("INSERT INTO {} ({}) SELECT {} FROM {}", qualified(shadow), join_quoted(names),
+                    join_quoted(names), qualified(table_)),
+        "DROP TABLE " + qualified(table_),
+        fmt::format("ALTER TABLE {} RENAME TO {}", qualified(shadow), quote_ident(table_))};
+    for (auto& sql : dependents) out.push_back(std::move(sql));
     return out;
   }
 

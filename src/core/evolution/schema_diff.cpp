@@ -57,6 +57,16 @@ std::optional<EvolutionPolicy> parse_policy(const std::string& text) {
   return std::nullopt;
 }
 
+std::optional<OnTypeChange> parse_on_type_change(const std::string& text) {
+  if (text == "fail") return OnTypeChange::Fail;
+  if (text == "new_column") return OnTypeChange::NewColumn;
+  return std::nullopt;
+}
+
+std::string to_string(OnTypeChange mode) {
+  return mode == OnTypeChange::NewColumn ? "new_column" : "fail";
+}
+
 std::string to_string(EvolutionPolicy policy) {
   switch (policy) {
     case EvolutionPolicy::Strict: return "strict";
@@ -69,7 +79,9 @@ std::string to_string(EvolutionPolicy policy) {
 std::string SchemaChange::to_string() const {
   switch (kind) {
     case ChangeKind::CreateTable: return "create table (target does not exist)";
-    case ChangeKind::AddColumn: return "add column " + column + " (" + describe(*to) + ")";
+    case ChangeKind::AddColumn:
+      return "add column " + column + " (" + describe(*to) + ")" +
+             (routed_from.empty() ? "" : " for the values of " + routed_from + " (on_type_change: new_column)");
     case ChangeKind::DropColumn:
       return "column " + column + " (" + describe(*from) + ") is in the target but not at the source";
     case ChangeKind::PossibleRename: return "possible rename: " + detail;
@@ -95,6 +107,24 @@ std::vector<const SchemaChange*> SchemaDiff::to_apply() const {
   return out;
 }
 
+nlohmann::json SchemaDiff::routes_json() const {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& r : routes)
+    arr.push_back({{"column", r.column}, {"to", r.target}, {"detail", r.detail}});
+  return arr;
+}
+
+Schema SchemaDiff::route(const Schema& source) const {
+  Schema out = source;
+  for (const auto& r : routes) {
+    int i = out.find(r.column);
+    if (i < 0) continue;
+    out.columns[static_cast<size_t>(i)].name = r.target;
+    out.columns[static_cast<size_t>(i)].nullable = true;
+  }
+  return out;
+}
+
 nlohmann::json SchemaDiff::to_json() const {
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& c : changes) {
@@ -102,47 +132,82 @@ nlohmann::json SchemaDiff::to_json() const {
                      {"detail", c.detail}, {"safe", c.safe}, {"text", c.to_string()}};
     if (c.from) j["from"] = describe(*c.from);
     if (c.to) j["to"] = describe(*c.to);
+    if (!c.routed_from.empty()) j["routed_from"] = c.routed_from;
     arr.push_back(j);
   }
   return arr;
 }
 
 SchemaDiff compare_schemas(const Schema& source, const std::optional<Schema>& target,
-                           EvolutionPolicy policy) {
+                           EvolutionPolicy policy, OnTypeChange on_type_change) {
   SchemaDiff diff;
   if (!target) {
-    diff.changes.push_back({ChangeKind::CreateTable, "", std::nullopt, std::nullopt, "", true});
+    diff.changes.push_back({ChangeKind::CreateTable, "", std::nullopt, std::nullopt, "", true, ""});
     return diff;
   }
+  // The source as it will be loaded: with on_type_change: new_column, a column whose type
+  // changed incompatibly is loaded into __dpone__nc__<col> and the target column <col> is
+  // kept (new rows leave it NULL, so it must be nullable).
+  Schema effective = source;
+  std::vector<std::string> kept;  // target columns kept although the source lost them
+  if (on_type_change == OnTypeChange::NewColumn) {
+    for (auto& s : effective.columns) {
+      int ti = target->find(s.name);
+      if (ti < 0) continue;
+      const Column& t = target->columns[static_cast<size_t>(ti)];
+      if (s.type == t.type || is_widening(t.type, s.type) || is_widening(s.type, t.type)) continue;
+      if (!t.nullable) continue;  // reported below as an unsafe change_type
+      std::string routed = std::string(kNewColumnPrefix) + s.name;
+      if (source.find(routed) >= 0) continue;  // the name is taken at the source: fail instead
+      diff.routes.push_back({s.name, routed, t.type.to_string() + " -> " + s.type.to_string()});
+      kept.push_back(s.name);
+      s.name = routed;
+      s.nullable = true;
+    }
+  }
+  auto route_of = [&](const std::string& name) -> const ColumnRoute* {
+    for (const auto& r : diff.routes)
+      if (r.target == name) return &r;
+    return nullptr;
+  };
+  auto is_kept = [&](const std::string& name) {
+    return std::find(kept.begin(), kept.end(), name) != kept.end();
+  };
+
   // Columns in the target but not the source, and new ones at the source, in order.
   std::vector<const Column*> dropped, added;
   for (const auto& t : target->columns)
-    if (source.find(t.name) < 0) dropped.push_back(&t);
-  for (const auto& s : source.columns)
+    if (effective.find(t.name) < 0 && !is_kept(t.name)) dropped.push_back(&t);
+  for (const auto& s : effective.columns)
     if (target->find(s.name) < 0) added.push_back(&s);
 
-  for (const auto& s : source.columns) {
+  for (const auto& s : effective.columns) {
     int ti = target->find(s.name);
     if (ti < 0) continue;
-    const Column& t = target->columns[ti];
+    const Column& t = target->columns[static_cast<size_t>(ti)];
     if (!(s.type == t.type)) {
-      SchemaChange c{ChangeKind::ChangeType, s.name, t, s, t.type.to_string() + " -> " + s.type.to_string(), false};
+      SchemaChange c{ChangeKind::ChangeType, s.name, t, s, t.type.to_string() + " -> " + s.type.to_string(), false, ""};
       if (is_widening(t.type, s.type)) {
         c.kind = ChangeKind::WidenType;
         c.safe = policy == EvolutionPolicy::Widening;
       } else if (is_widening(s.type, t.type)) {
         // SPEC: narrowing is unsafe whatever the policy; the operator decides.
         c.kind = ChangeKind::NarrowType;
+      } else if (on_type_change == OnTypeChange::NewColumn) {
+        c.detail += !t.nullable ? "; on_type_change: new_column cannot route it: the target column is NOT NULL"
+                                : "; on_type_change: new_column cannot route it: the source already has a column " +
+                                      std::string(kNewColumnPrefix) + s.name;
       }
+      if (const ColumnRoute* r = route_of(s.name)) c.detail += " (values of " + r->column + ")";
       diff.changes.push_back(c);
     }
     if (s.nullable && !t.nullable) {
       diff.changes.push_back({ChangeKind::MakeNullable, s.name, t, s,
-                              "source allows NULL, target column is NOT NULL", false});
+                              "source allows NULL, target column is NOT NULL", false, ""});
     } else if (!s.nullable && t.nullable) {
       // SPEC lists nullable -> not null among the unsafe changes.
       diff.changes.push_back({ChangeKind::MakeNotNull, s.name, t, s,
-                              "source is NOT NULL, target allows NULL", false});
+                              "source is NOT NULL, target allows NULL", false, ""});
     }
   }
   // A dropped and an added column at the same position with the same type look like
@@ -152,21 +217,25 @@ SchemaDiff compare_schemas(const Schema& source, const std::optional<Schema>& ta
     int dpos = target->find(d->name);
     bool renamed = false;
     for (size_t i = 0; i < added.size(); ++i) {
-      if (add_used[i] || !(added[i]->type == d->type)) continue;
-      if (source.find(added[i]->name) == dpos) {
+      if (add_used[i] || !(added[i]->type == d->type) || route_of(added[i]->name)) continue;
+      if (effective.find(added[i]->name) == dpos) {
         diff.changes.push_back({ChangeKind::PossibleRename, added[i]->name, *d, *added[i],
-                                d->name + " -> " + added[i]->name, false});
+                                d->name + " -> " + added[i]->name, false, ""});
         add_used[i] = renamed = true;
         break;
       }
     }
     if (!renamed)
-      diff.changes.push_back({ChangeKind::DropColumn, d->name, *d, std::nullopt, "", false});
+      diff.changes.push_back({ChangeKind::DropColumn, d->name, *d, std::nullopt, "", false, ""});
   }
   for (size_t i = 0; i < added.size(); ++i) {
     if (add_used[i]) continue;
     const Column& a = *added[i];
-    SchemaChange c{ChangeKind::AddColumn, a.name, std::nullopt, a, a.type.to_string(), false};
+    SchemaChange c{ChangeKind::AddColumn, a.name, std::nullopt, a, a.type.to_string(), false, ""};
+    if (const ColumnRoute* r = route_of(a.name)) {
+      c.routed_from = r->column;
+      c.detail += "; values of " + r->column + " (" + r->detail + "), on_type_change: new_column";
+    }
     if (!a.nullable) {
       c.detail += " NOT NULL: existing rows would have no value";
     } else {

@@ -27,6 +27,13 @@ enum class ChangeKind {
 
 enum class EvolutionPolicy { Strict, Additive, Widening };
 
+// What an incompatible type change does (schema_evolution.on_type_change): fail, or keep
+// the target column and route the source's values to a new column `__dpone__nc__<col>`.
+enum class OnTypeChange { Fail, NewColumn };
+
+// Prefix of the columns that receive the values of a column whose type changed.
+inline constexpr const char* kNewColumnPrefix = "__dpone__nc__";
+
 struct SchemaChange {
   ChangeKind kind;
   std::string column;                 // empty for CreateTable
@@ -34,26 +41,45 @@ struct SchemaChange {
   std::optional<Column> to;           // source side
   std::string detail;                 // e.g. "int32 -> int64"
   bool safe = false;                  // allowed under the policy in force
+  std::string routed_from;            // AddColumn of __dpone__nc__<col>: the source column <col>
   std::string to_string() const;      // "add column email (string, nullable)"
+};
+
+// A source column whose values go to another target column (on_type_change: new_column).
+struct ColumnRoute {
+  std::string column;  // source column name (the target keeps its old type under this name)
+  std::string target;  // __dpone__nc__<column>
+  std::string detail;  // "int32 -> string"
 };
 
 struct SchemaDiff {
   std::vector<SchemaChange> changes;
   bool has_unsafe() const;
   std::vector<const SchemaChange*> unsafe() const;
+  std::vector<ColumnRoute> routes;  // on_type_change: new_column, in source column order
   std::vector<const SchemaChange*> to_apply() const;  // safe ones, in order
   nlohmann::json to_json() const;
+  nlohmann::json routes_json() const;
+  // The source schema as loaded: routed columns renamed to their __dpone__nc__ column
+  // (nullable: the target keeps rows without a value there). Identity without routes.
+  Schema route(const Schema& source) const;
 };
 
 std::string to_string(ChangeKind kind);
 std::optional<EvolutionPolicy> parse_policy(const std::string& text);
 std::string to_string(EvolutionPolicy policy);
+std::optional<OnTypeChange> parse_on_type_change(const std::string& text);
+std::string to_string(OnTypeChange mode);
 
 // Is `to` a safe widening of `from`?
 bool is_widening(const LogicalType& from, const LogicalType& to);
 
-// Compares the source schema with the target's (nullopt = no target yet).
+// Compares the source schema with the target's (nullopt = no target yet). With
+// OnTypeChange::NewColumn an incompatible type change (not a widening nor a narrowing) of a
+// nullable target column becomes a route plus, when the target lacks it, an AddColumn of
+// `__dpone__nc__<col>` (safe unless the policy is strict); the routed column's new type is
+// then compared with that column's, so a later widening or change is still reported.
 SchemaDiff compare_schemas(const Schema& source, const std::optional<Schema>& target,
-                           EvolutionPolicy policy);
+                           EvolutionPolicy policy, OnTypeChange on_type_change = OnTypeChange::Fail);
 
 }  // namespace dpone

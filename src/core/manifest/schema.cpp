@@ -114,7 +114,11 @@ json build_evolution() {
                                              "nullable columns; widening: also safe widenings."),
                                      "widening")},
              {"on_type_change",
-              with_default(enum_of({"fail"}, "What an incompatible type change does."), "fail")},
+              with_default(enum_of({"fail", "new_column"},
+                                   "What an incompatible type change does. fail: the run fails; "
+                                   "new_column: the target keeps the column and the values go to "
+                                   "a new column __dpone__nc__<col>."),
+                           "fail")},
              {"apply", with_default(enum_of({"auto", "plan_only"},
                                             "auto: apply safe DDL; plan_only: report it and "
                                             "fail instead of changing the target."),
