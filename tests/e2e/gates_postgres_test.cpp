@@ -9,72 +9,12 @@
 
 #include <fmt/format.h>
 
-#include "harness.hpp"
+#include "pg_support.hpp"
 
 namespace {
 
 using namespace e2e;
 using json = nlohmann::json;
-
-std::string pg_dsn() {
-  const char* dsn = std::getenv("DPONE_TEST_PG_DSN");
-  return dsn ? dsn : "";
-}
-
-#define REQUIRE_PG()                                                                              \
-  do {                                                                                            \
-    if (pg_dsn().empty()) {                                                                       \
-      if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES"))                             \
-        FAIL() << "DPONE_TEST_PG_DSN is not set: start the services (scripts/services.sh start)"; \
-      GTEST_SKIP() << "no PostgreSQL: set DPONE_TEST_PG_DSN (scripts/services.sh start)";         \
-    }                                                                                             \
-  } while (0)
-
-std::string psql(const std::string& sql) {
-  fs::path file =
-      fs::temp_directory_path() / ("dpone_gates_psql_" + std::to_string(getpid()) + ".sql");
-  write_file(file, sql);
-  std::string cmd = "psql '" + pg_dsn() + "' -X -q -v ON_ERROR_STOP=1 -A -F, -P null='\\N' -t -f " +
-                    file.string() + " 2>&1";
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
-  fs::remove(file);
-  return out;
-}
-
-std::map<std::string, std::string> pg_env(std::map<std::string, std::string> more = {}) {
-  std::map<std::string, std::string> env{{"DPONE_CONN_PG_TYPE", "postgres"}};
-  std::istringstream in(pg_dsn());
-  std::string kv;
-  while (in >> kv) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos) continue;
-    std::string k = kv.substr(0, eq);
-    for (auto& c : k) c = static_cast<char>(toupper(c));
-    env["DPONE_CONN_PG_" + k] = kv.substr(eq + 1);
-  }
-  for (const auto& [k, v] : more) env[k] = v;
-  return env;
-}
-
-class PgSchema {
- public:
-  PgSchema() {
-    std::random_device rd;
-    name_ = "dpone_gates_" + std::to_string(rd() % 1000000000);
-    psql("CREATE SCHEMA " + name_ + ";");
-  }
-  ~PgSchema() { psql("DROP SCHEMA IF EXISTS " + name_ + " CASCADE;"); }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-};
 
 const char* kHeader = "id,status,amount,qty,created_at,ratio,small,flag,day,at,ts,uid,label\n";
 // typed_hash's failure on PostgreSQL is TypedHashFailsClosedOnPassThrough below (files ->
@@ -123,7 +63,7 @@ json last_gates(const fs::path& dir) {
 TEST(GatesPostgres, EveryGateTypePassesIncludingTypedHashOverEveryType) {
   REQUIRE_PG();
   Scratch s;
-  PgSchema schema;
+  PgSchema schema("dpone_gates_");
   write_file(
       s / "manifest.yaml",
       manifest(schema.name(),
@@ -169,7 +109,7 @@ TEST_P(GateFailsOnPostgres, TargetAndStateUnchanged) {
   REQUIRE_PG();
   const FailCase& c = GetParam();
   Scratch s;
-  PgSchema schema;
+  PgSchema schema("dpone_gates_");
   write_file(s / "manifest.yaml", manifest(schema.name(), "      - " + c.gate + "\n"));
   write_file(s / "landing" / "orders.csv", std::string(kHeader) + kGoodRows);
   Result first = run_dpone(s.dir(), {"run", "manifest.yaml"}, pg_env());
@@ -257,7 +197,7 @@ INSTANTIATE_TEST_SUITE_P(Types, GateFailsOnPostgres, ::testing::ValuesIn(fail_ca
 TEST(GatesPostgres, CustomSqlCannotModify) {
   REQUIRE_PG();
   Scratch s;
-  PgSchema schema;
+  PgSchema schema("dpone_gates_");
   psql("CREATE SEQUENCE " + schema.name() + ".seq;");
   write_file(s / "manifest.yaml",
              manifest(schema.name(), "      - {type: custom_sql, sql: \"SELECT id FROM {staging} WHERE nextval('" +
@@ -276,7 +216,7 @@ TEST(GatesPostgres, CustomSqlCannotModify) {
 TEST(GatesPostgres, TypedHashFailsClosedOnPassThrough) {
   REQUIRE_PG();
   Scratch s;
-  PgSchema schema;
+  PgSchema schema("dpone_gates_");
   psql("CREATE TABLE " + schema.name() + ".src (id bigint PRIMARY KEY, note text); INSERT INTO " +
        schema.name() + ".src VALUES (1, 'a'), (2, E'two\\nlines'), (3, NULL);");
   write_file(s / "manifest.yaml",

@@ -11,79 +11,18 @@
 #include <fmt/format.h>
 
 #include "core/util/failpoint.hpp"
-#include "harness.hpp"
+#include "pg_support.hpp"
 
 namespace {
 
 using namespace e2e;
 using json = nlohmann::json;
 
-// The server's DSN, or a skip (a failure when services are required, as in CI).
-std::string pg_dsn() {
-  const char* dsn = std::getenv("DPONE_TEST_PG_DSN");
-  return dsn ? dsn : "";
-}
-
-#define REQUIRE_PG()                                                                            \
-  do {                                                                                          \
-    if (pg_dsn().empty()) {                                                                     \
-      if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES"))                           \
-        FAIL() << "DPONE_TEST_PG_DSN is not set: start the services (scripts/services.sh start)"; \
-      GTEST_SKIP() << "no PostgreSQL: set DPONE_TEST_PG_DSN (scripts/services.sh start)";      \
-    }                                                                                           \
-  } while (0)
-
-// Runs SQL through psql; returns unaligned, comma-separated output.
-std::string psql(const std::string& sql) {
-  fs::path file = fs::temp_directory_path() / ("dpone_psql_" + std::to_string(getpid()) + ".sql");
-  write_file(file, sql);
-  std::string cmd = "psql '" + pg_dsn() + "' -X -q -v ON_ERROR_STOP=1 -A -F, -P null='\\N' -t -f " + file.string() + " 2>&1";
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
-  fs::remove(file);
-  return out;
-}
-
-// DSN "host=.. port=.. user=.. dbname=.." as DPONE_CONN_PG_* variables.
-std::map<std::string, std::string> pg_env() {
-  std::map<std::string, std::string> env{{"DPONE_CONN_PG_TYPE", "postgres"}};
-  std::istringstream in(pg_dsn());
-  std::string kv;
-  while (in >> kv) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos) continue;
-    std::string k = kv.substr(0, eq);
-    for (auto& c : k) c = static_cast<char>(toupper(c));
-    env["DPONE_CONN_PG_" + k] = kv.substr(eq + 1);
-  }
-  return env;
-}
-
 std::map<std::string, std::string> with(std::map<std::string, std::string> env,
                                         const std::map<std::string, std::string>& more) {
   for (const auto& [k, v] : more) env[k] = v;
   return env;
 }
-
-// A fresh schema per test, dropped afterwards.
-class PgSchema {
- public:
-  PgSchema() {
-    std::random_device rd;
-    name_ = "dpone_e2e_" + std::to_string(rd() % 1000000000);
-    psql("CREATE SCHEMA " + name_ + ";");
-  }
-  ~PgSchema() { psql("DROP SCHEMA IF EXISTS " + name_ + " CASCADE;"); }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-};
 
 std::string dump_pg(const std::string& schema, const std::string& table) {
   return psql("SELECT * FROM " + schema + "." + table + " ORDER BY 1;");

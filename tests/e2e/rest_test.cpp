@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "harness.hpp"
+#include "pg_support.hpp"
 
 namespace {
 
@@ -409,44 +409,14 @@ namespace {
 
 // REST -> PostgreSQL through the CLI (the service of scripts/services.sh, DPONE_TEST_PG_DSN):
 // nested objects land as json(b) columns, pages and types as in SQLite.
-std::string rest_pg_dsn() {
-  const char* dsn = std::getenv("DPONE_TEST_PG_DSN");
-  return dsn ? dsn : "";
-}
-
-std::string rest_psql(const std::string& sql) {
-  std::string cmd = "psql '" + rest_pg_dsn() + "' -X -q -v ON_ERROR_STOP=1 -A -F, -P null='\\N' -t -c \"" + sql + "\" 2>&1";
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
-  return out;
-}
-
 TEST(Rest, LoadsIntoPostgres) {
-  if (rest_pg_dsn().empty()) {
-    if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES"))
-      FAIL() << "DPONE_TEST_PG_DSN is not set: start the services (scripts/services.sh start)";
-    GTEST_SKIP() << "no PostgreSQL: set DPONE_TEST_PG_DSN (scripts/services.sh start)";
-  }
+  REQUIRE_PG();
   e2e::Scratch s;
   FixtureProcess server(s.dir());
   ASSERT_GT(server.port(), 0);
-  std::map<std::string, std::string> env{{"DPONE_CONN_PG_TYPE", "postgres"}};
-  std::istringstream in(rest_pg_dsn());
-  std::string kv;
-  while (in >> kv) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos) continue;
-    std::string k = kv.substr(0, eq);
-    for (auto& c : k) c = static_cast<char>(toupper(c));
-    env["DPONE_CONN_PG_" + k] = kv.substr(eq + 1);
-  }
+  std::map<std::string, std::string> env = e2e::pg_env();
   const std::string schema = fmt::format("rest_e2e_{}", getpid());
-  rest_psql("CREATE SCHEMA " + schema);
+  e2e::psql("CREATE SCHEMA " + schema);
   e2e::write_file(
       s / "m.yaml",
       fmt::format("kind: dpone.batch.v1\n"
@@ -463,16 +433,16 @@ TEST(Rest, LoadsIntoPostgres) {
                   server.url(), schema));
   e2e::Result run = e2e::run_dpone(s.dir(), {"run", "m.yaml"}, env);
   EXPECT_EQ(run.exit_code, 0) << run.all();
-  EXPECT_EQ(rest_psql("SELECT id, customer->'address'->>'city', jsonb_array_length(lines::jsonb), tags::text FROM " +
+  EXPECT_EQ(e2e::psql("SELECT id, customer->'address'->>'city', jsonb_array_length(lines::jsonb), tags::text FROM " +
                       schema + ".orders ORDER BY id"),
             "1,Oslo,2,[\"new\", \"gift\"]\n"
             "2,Bergen,0,[\"vip\"]\n"
             "3,\\N,\\N,[]\n"
             "4,Tromsø,1,\\N\n");
-  EXPECT_EQ(rest_psql("SELECT count(*), sum(score), count(*) FILTER (WHERE active), min(updated_at AT TIME ZONE 'UTC') FROM " +
+  EXPECT_EQ(e2e::psql("SELECT count(*), sum(score), count(*) FILTER (WHERE active), min(updated_at AT TIME ZONE 'UTC') FROM " +
                       schema + ".items"),
             "25,487.5,12,2026-01-01 00:01:00\n");
-  rest_psql("DROP SCHEMA " + schema + " CASCADE");
+  e2e::psql("DROP SCHEMA " + schema + " CASCADE");
 }
 
 }  // namespace

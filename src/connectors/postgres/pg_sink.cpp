@@ -440,7 +440,9 @@ class PgSink : public Sink {
             staged_rows = db.query_int64(step.sql);
             break;
           case StepKind::CountInserted:
-            result.inserted = db.query_int64(step.sql);
+            // The direct-exchange table holds exactly what its COPY loaded (the server's
+            // own count, checked in stage()): no second scan of it.
+            result.inserted = direct ? staged.rows : db.query_int64(step.sql);
             break;
           case StepKind::Delete:
             result.deleted += db.exec(step.sql).affected();
