@@ -91,6 +91,11 @@ std::string csv_rows(int from, int to, const std::string& tag) {
 
 void setup(const fs::path& dir, const std::string& mode) {
   std::string extra = mode == "merge" ? "\n        unique_key: [id]" : "";
+  // replace: the slice is every row (day 2 replaces day 1); partition_replace: the
+  // target is partitioned by tens of ids, so day 2 replaces the partitions it touches.
+  if (mode == "replace") extra = "\n        where: \"id > 0\"";
+  const std::string sink_extra =
+      mode == "partition_replace" ? "      partition_by: \"intDiv(id, 10)\"\n" : "";
   bool full = mode == "full_refresh";
   write_file(dir / "manifest.yaml",
              "kind: dpone.batch.v1\n"
@@ -107,7 +112,8 @@ void setup(const fs::path& dir, const std::string& mode) {
                  "    sink:\n"
                  "      connector: clickhouse\n"
                  "      connection: ch\n"
-                 "      table: items\n"
+                 "      table: items\n" +
+                 sink_extra +
                  "      strategy:\n"
                  "        mode: " +
                  mode + extra + "\n");
@@ -175,7 +181,7 @@ TEST_P(ChFailpointKill, RerunLeavesTargetExactlyRight) {
 
 std::vector<Scenario> scenarios() {
   std::vector<Scenario> out;
-  for (std::string strategy : {"full_refresh", "append", "merge"})
+  for (std::string strategy : {"full_refresh", "append", "merge", "replace", "partition_replace"})
     for (auto fp : dpone::kFailpoints) out.push_back({strategy, std::string(fp)});
   return out;
 }

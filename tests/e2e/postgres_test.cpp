@@ -39,6 +39,10 @@ void setup(const fs::path& dir, const std::string& strategy, const std::string& 
   std::string mode = strategy == "full_refresh_exchange" ? "full_refresh" : strategy;
   std::string extra = strategy == "full_refresh_exchange" ? "\n        overwrite: exchange" : "";
   if (mode == "merge") extra = "\n        unique_key: [id]";
+  // replace: the slice is every row (day 2 replaces day 1); partition_replace: each
+  // amount names a partition, so day 2 replaces the rows whose amounts it brings.
+  if (mode == "replace") extra = "\n        where: \"id > 0\"";
+  if (mode == "partition_replace") extra = "\n        partition_by: [amount]";
   bool full = mode == "full_refresh";
   write_file(dir / "manifest.yaml",
              "kind: dpone.batch.v1\n"
@@ -116,7 +120,8 @@ TEST_P(PgFailpointKill, RerunLeavesTargetExactlyRight) {
 
 std::vector<Scenario> scenarios() {
   std::vector<Scenario> out;
-  for (std::string strategy : {"full_refresh", "full_refresh_exchange", "append", "merge"})
+  for (std::string strategy :
+       {"full_refresh", "full_refresh_exchange", "append", "merge", "replace", "partition_replace"})
     for (auto fp : dpone::kFailpoints) out.push_back({strategy, std::string(fp)});
   return out;
 }
