@@ -71,12 +71,6 @@ std::map<std::string, std::string> ch_env(const std::string& db) {
           {"DPONE_CONN_CH_DATABASE", db}};
 }
 
-std::map<std::string, std::string> with(std::map<std::string, std::string> env,
-                                        const std::map<std::string, std::string>& more) {
-  for (const auto& [k, v] : more) env[k] = v;
-  return env;
-}
-
 std::string dump_ch(const std::string& db, const std::string& table) {
   return chq("SELECT * FROM " + db + "." + table + " ORDER BY id FORMAT CSV");
 }

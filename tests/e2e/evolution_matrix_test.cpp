@@ -13,64 +13,12 @@
 
 #include <fmt/format.h>
 
-#include "harness.hpp"
+#include "pg_support.hpp"
 
 namespace {
 
 using namespace e2e;
 using json = nlohmann::json;
-
-// --- PostgreSQL helpers (as in postgres_test.cpp) ------------------------------------
-
-std::string pg_dsn() {
-  const char* dsn = std::getenv("DPONE_TEST_PG_DSN");
-  return dsn ? dsn : "";
-}
-
-std::string psql(const std::string& sql) {
-  fs::path file =
-      fs::temp_directory_path() / ("dpone_evo_psql_" + std::to_string(getpid()) + ".sql");
-  write_file(file, sql);
-  std::string cmd = "psql '" + pg_dsn() + "' -X -q -v ON_ERROR_STOP=1 -A -F, -P null='\\N' -t -f " +
-                    file.string() + " 2>&1";
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
-  fs::remove(file);
-  return out;
-}
-
-std::map<std::string, std::string> pg_env() {
-  std::map<std::string, std::string> env{{"DPONE_CONN_PG_TYPE", "postgres"}};
-  std::istringstream in(pg_dsn());
-  std::string kv;
-  while (in >> kv) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos) continue;
-    std::string k = kv.substr(0, eq);
-    for (auto& c : k) c = static_cast<char>(toupper(c));
-    env["DPONE_CONN_PG_" + k] = kv.substr(eq + 1);
-  }
-  return env;
-}
-
-class PgSchema {
- public:
-  PgSchema() {
-    std::random_device rd;
-    name_ = "dpone_evo_" + std::to_string(rd() % 1000000000);
-    psql("CREATE SCHEMA " + name_ + ";");
-  }
-  ~PgSchema() { psql("DROP SCHEMA IF EXISTS " + name_ + " CASCADE;"); }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-};
 
 // --- the matrix ----------------------------------------------------------------------
 
@@ -163,7 +111,7 @@ const std::vector<std::string> kPolicies = {"strict", "additive", "widening"};
 class Target {
  public:
   Target(std::string sink, const Scratch& dir) : sink_(std::move(sink)), dir_(dir) {
-    if (sink_ == "postgres") pg_.emplace();
+    if (sink_ == "postgres") pg_.emplace("dpone_evo_");
   }
   std::string sink_yaml() const {
     if (sink_ == "sqlite")

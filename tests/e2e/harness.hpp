@@ -43,6 +43,13 @@ inline void write_file(const fs::path& p, const std::string& text) {
 }
 
 // Runs dpone with `args` in `cwd`; `env` entries are added to the environment.
+// `env` with the entries of `more` added (or replaced).
+inline std::map<std::string, std::string> with(std::map<std::string, std::string> env,
+                                               const std::map<std::string, std::string>& more) {
+  for (const auto& [k, v] : more) env[k] = v;
+  return env;
+}
+
 inline Result run_dpone(const fs::path& cwd, const std::vector<std::string>& args,
                     const std::map<std::string, std::string>& env = {}) {
   static int counter = 0;

@@ -18,12 +18,6 @@ namespace {
 using namespace e2e;
 using json = nlohmann::json;
 
-std::map<std::string, std::string> with(std::map<std::string, std::string> env,
-                                        const std::map<std::string, std::string>& more) {
-  for (const auto& [k, v] : more) env[k] = v;
-  return env;
-}
-
 std::string dump_pg(const std::string& schema, const std::string& table) {
   return psql("SELECT * FROM " + schema + "." + table + " ORDER BY 1;");
 }

@@ -45,26 +45,6 @@ constexpr const char* kLoadsSuffix = "__dpone__loads";
 constexpr const char* kLoadsNewInfix = "__dpone__loads_new_";
 constexpr const char* kLoadsOldInfix = "__dpone__loads_old_";
 
-const char* mode_name(StrategyMode mode) {
-  switch (mode) {
-    case StrategyMode::FullRefresh:
-      return "full_refresh";
-    case StrategyMode::Append:
-      return "append";
-    case StrategyMode::Merge:
-      return "merge";
-    case StrategyMode::Replace:
-      return "replace";
-    case StrategyMode::PartitionReplace:
-      return "partition_replace";
-    case StrategyMode::SnapshotDiff:
-      return "snapshot_diff";
-    case StrategyMode::Scd2:
-      return "scd2";
-  }
-  return "unknown";
-}
-
 std::string join_quoted(const std::vector<std::string>& names) {
   std::vector<std::string> out;
   for (const auto& n : names) out.push_back(quote_ident(n));
@@ -959,7 +939,7 @@ class ChSink : public Sink {
       default:
         throw Error(ErrorCode::ConfigBadValue,
                     fmt::format("{}: the clickhouse sink does not support the strategy '{}'",
-                                where_, mode_name(strategy.mode)),
+                                where_, to_string(strategy.mode)),
                     "use full_refresh, append, merge, replace or partition_replace");
     }
   }

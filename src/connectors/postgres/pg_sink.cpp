@@ -53,6 +53,8 @@ constexpr const char* kLoadsTable = "__dpone__loads";
 constexpr const char* kStagingInfix = "__dpone_stg_";
 constexpr const char* kShadowInfix = "__dpone_new_";
 constexpr const char* kOldInfix = "__dpone_old_";
+// A binary COPY stream without rows: signature, flags, no extension, end marker.
+constexpr std::string_view kEmptyBinaryCopy("PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0\377\377", 21);
 
 struct TargetShape {
   bool exists = false;
@@ -94,26 +96,6 @@ std::string escape_like(const std::string& text) {
     out.push_back(c);
   }
   return out;
-}
-
-const char* mode_name(StrategyMode mode) {
-  switch (mode) {
-    case StrategyMode::FullRefresh:
-      return "full_refresh";
-    case StrategyMode::Append:
-      return "append";
-    case StrategyMode::Merge:
-      return "merge";
-    case StrategyMode::Replace:
-      return "replace";
-    case StrategyMode::PartitionReplace:
-      return "partition_replace";
-    case StrategyMode::SnapshotDiff:
-      return "snapshot_diff";
-    case StrategyMode::Scd2:
-      return "scd2";
-  }
-  return "unknown";
 }
 
 class PgSink : public Sink {
@@ -694,8 +676,7 @@ class PgSink : public Sink {
     }
     if (binary && staged.bytes == 0) {
       // An empty window: a binary COPY still needs its header and end marker.
-      static constexpr std::string_view kEmpty("PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0\377\377", 21);
-      db.copy_in_put(kEmpty);
+      db.copy_in_put(kEmptyBinaryCopy);
       return;
     }
     counter.finish(where_);
@@ -746,7 +727,7 @@ class PgSink : public Sink {
             w.bytes = bytes;
           }
           if (binary && bytes == 0) {
-            db.copy_in_put(std::string_view("PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0\377\377", 21));
+            db.copy_in_put(kEmptyBinaryCopy);
           } else {
             counter.finish(where_);
           }
@@ -1162,7 +1143,7 @@ class PgSink : public Sink {
       default:
         throw Error(ErrorCode::ConfigBadValue,
                     fmt::format("{}: the postgres sink does not support the strategy '{}'", where_,
-                                mode_name(strategy.mode)),
+                                to_string(strategy.mode)),
                     "use full_refresh, append, merge, replace or partition_replace");
     }
     return steps;

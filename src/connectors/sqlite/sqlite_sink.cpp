@@ -987,30 +987,10 @@ class SqliteSink : public Sink {
       default:
         throw Error(ErrorCode::ConfigBadValue,
                     fmt::format("{}: the sqlite sink does not support the strategy '{}'", where_,
-                                mode_name(strategy.mode)),
+                                to_string(strategy.mode)),
                     "use full_refresh, append or merge");
     }
     return steps;
-  }
-
-  static const char* mode_name(StrategyMode mode) {
-    switch (mode) {
-      case StrategyMode::FullRefresh:
-        return "full_refresh";
-      case StrategyMode::Append:
-        return "append";
-      case StrategyMode::Merge:
-        return "merge";
-      case StrategyMode::Replace:
-        return "replace";
-      case StrategyMode::PartitionReplace:
-        return "partition_replace";
-      case StrategyMode::SnapshotDiff:
-        return "snapshot_diff";
-      case StrategyMode::Scd2:
-        return "scd2";
-    }
-    return "unknown";
   }
 
   std::vector<std::string> receipt_sql() const {
