@@ -2,15 +2,16 @@
 # Benchmark: 1,000,000 JSON events (~100 bytes each) produced to Kafka.
 #   (a) native: kcat -P producing the JSONL file, one message per line (no key) - the
 #       issue's baseline, and the denominator of every ratio_to_native below
-#   (a') native, like for like: kcat producing the same events keyed by id, with the two
-#       headers dpone adds and the idempotent producer (the work dpone's sink does)
-#   (a'') native, like for like for (b): kcat producing the file unkeyed with the two headers
-#       and the idempotent producer (on a loaded machine the mock broker's work per byte
-#       dominates, and the headers add ~75 bytes to each ~95-byte event)
-#   (b) dpone files (JSONL) -> kafka sink, the like-for-like of (a): no declared columns, so
-#       the lines pass through as bytes (WireFormat::Jsonl): each line validated as one JSON
-#       object (simdjson) and produced as is, with the two headers, the idempotent producer,
-#       every delivery report awaited
+#   (a') native, like for like: kcat producing the same events keyed by id, with the
+#       header dpone adds by default (dpone-run-id) and the idempotent producer
+#   (a'') native, like for like for (b): kcat producing the file unkeyed with that header
+#       and the idempotent producer (librdkafka allocates each event's header list, so one
+#       header costs kcat itself ~1.7x its plain speed here)
+#   (b) dpone files (JSONL) -> kafka sink, the like-for-like of (a''): no declared columns,
+#       so the lines pass through as bytes (WireFormat::Jsonl): each line validated as one
+#       JSON object (simdjson) and produced as is, with the dpone-run-id header, the
+#       idempotent producer, every delivery report awaited
+#   (b0) the same with `headers: []` (no provenance header): the like-for-like of (a)
 #   (b') the same file with declared columns: every field parsed, converted and checked
 #       against its type, the row re-encoded as JSON (the record-batch path)
 #   (c) dpone sqlite -> kafka sink, keyed by id (murmur2 partitioning)
@@ -65,7 +66,7 @@ with open(sys.argv[1]) as f:
 db.commit()
 PY
 
-manifest() {  # manifest NAME SOURCE_YAML TOPIC EXTRA_SINK_YAML
+manifest() {  # manifest NAME SOURCE_YAML TOPIC EXTRA_STRATEGY_YAML [EXTRA_SINK_LINE]
   cat > "$WORK/$1.yaml" <<YAML
 kind: dpone.batch.v1
 streams:
@@ -76,6 +77,7 @@ streams:
       bootstrap_servers: "$BOOT"
       topic: $3
       strategy: {mode: append$4}
+      ${5:-}
 YAML
 }
 FILE_SRC='{connector: files, path: in/events.jsonl, format: jsonl, incremental: full}'
@@ -83,22 +85,27 @@ TYPED_SRC='{connector: files, path: in/events.jsonl, format: jsonl, incremental:
 SQLITE_SRC='{connector: sqlite, path: events.db, table: events}'
 
 awk -F'[:,]' '{print $2 "|" $0}' "$WORK/in/events.jsonl" > "$WORK/in/keyed.txt"  # "id|event"
-: > "$WORK/native.txt"; : > "$WORK/native_keyed.txt"; : > "$WORK/native_headers.txt"; : > "$WORK/dpone_file.txt"; : > "$WORK/dpone_typed.txt"; : > "$WORK/dpone_sqlite.txt"
+: > "$WORK/native.txt"; : > "$WORK/native_keyed.txt"; : > "$WORK/native_headers.txt"; : > "$WORK/dpone_file.txt"; : > "$WORK/dpone_file_bare.txt"; : > "$WORK/dpone_typed.txt"; : > "$WORK/dpone_sqlite.txt"
 for i in $(seq "$RUNS"); do
   new_topic
   measure "$WORK/native.txt" kcat -P -b "$BOOT" -t "$t" -l "$WORK/in/events.jsonl"
   new_topic
   measure "$WORK/native_keyed.txt" kcat -P -b "$BOOT" -t "$t" -K'|' -X enable.idempotence=true \
-    -H dpone-run-id=20261126T000000.000000Z-0000 -H dpone-stream=sqlite_to_kafka -l "$WORK/in/keyed.txt"
+    -H dpone-run-id=20261126T000000.000000Z-0000 -l "$WORK/in/keyed.txt"
   new_topic
   measure "$WORK/native_headers.txt" kcat -P -b "$BOOT" -t "$t" -X enable.idempotence=true \
-    -H dpone-run-id=20261126T000000.000000Z-0000 -H dpone-stream=file_to_kafka -l "$WORK/in/events.jsonl"
+    -H dpone-run-id=20261126T000000.000000Z-0000 -l "$WORK/in/events.jsonl"
+  new_topic; last_bare_topic=$t
+  manifest file_to_kafka_bare "$FILE_SRC" "$t" "" "headers: []"
+  rm -rf "$WORK/.dpone"
+  (cd "$WORK" && measure "$WORK/dpone_file_bare.txt" "$DPONE" -q run file_to_kafka_bare.yaml)
   new_topic; last_file_topic=$t
   manifest file_to_kafka "$FILE_SRC" "$t" ""
   rm -rf "$WORK/.dpone"
   (cd "$WORK" && measure "$WORK/dpone_file.txt" "$DPONE" -q run file_to_kafka.yaml)
-  (cd "$WORK" && "$DPONE" run-report --last -m file_to_kafka.yaml --format json) |
-    grep -q '"sink_receives": *"streaming_rows/jsonl"' ||
+  # (the report is read whole first: grep -q stopping early would fail the pipe under pipefail)
+  report_json=$(cd "$WORK" && "$DPONE" run-report --last -m file_to_kafka.yaml --format json)
+  grep -q '"sink_receives": *"streaming_rows/jsonl"' <<<"$report_json" ||
     { echo "the file run did not take the JSON-lines pass-through" >&2; exit 1; }
   if [ "${KAFKA_BENCH_TYPED:-1}" = 1 ]; then
     new_topic; last_typed_topic=$t
@@ -116,12 +123,12 @@ count() {
   kcat -Q -b "$BOOT" $(for p in $(seq 0 15); do printf -- "-t %s:%d:-1 " "$1" "$p"; done) 2>/dev/null |
     awk '/offset/ {for (i = 1; i <= NF; i++) if ($i == "offset") s += $(i + 1)} END {print s + 0}'
 }
-for t in "$last_file_topic" "$last_sqlite_topic" ${last_typed_topic:-}; do
+for t in "$last_file_topic" "$last_bare_topic" "$last_sqlite_topic" ${last_typed_topic:-}; do
   n=$(count "$t")
   [ "$n" = "$EVENTS" ] || { echo "topic $t holds $n events, expected $EVENTS" >&2; exit 1; }
 done
 native_wall=$(median_of "$WORK/native.txt" 1)
-for f in native native_keyed native_headers dpone_file dpone_typed dpone_sqlite; do
+for f in native native_keyed native_headers dpone_file dpone_file_bare dpone_typed dpone_sqlite; do
   [ -s "$WORK/$f.txt" ] || continue
   w=$(median_of "$WORK/$f.txt" 1)
   echo "$f: median $(awk -v n="$EVENTS" -v w="$w" 'BEGIN {printf "%.0f events/s, wall %.2f s", n / w, w}')"
@@ -130,6 +137,7 @@ report kafka_produce_kcat "$EVENTS" "$WORK/native.txt"
 report kafka_produce_kcat_keyed_headers "$EVENTS" "$WORK/native_keyed.txt" "$native_wall"
 report kafka_produce_kcat_headers "$EVENTS" "$WORK/native_headers.txt" "$native_wall"
 report kafka_produce_files "$EVENTS" "$WORK/dpone_file.txt" "$native_wall"
+report kafka_produce_files_no_headers "$EVENTS" "$WORK/dpone_file_bare.txt" "$native_wall"
 [ -s "$WORK/dpone_typed.txt" ] && report kafka_produce_files_typed "$EVENTS" "$WORK/dpone_typed.txt" "$native_wall"
 report kafka_produce_sqlite_keyed "$EVENTS" "$WORK/dpone_sqlite.txt" "$native_wall"
 # The same dpone runs against the like-for-like kcat (headers, idempotence; keys for sqlite).

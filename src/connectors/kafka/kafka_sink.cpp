@@ -110,6 +110,22 @@ class KafkaSink : public Sink {
     topic_ = options.string("topic").value_or("");
     if (topic_.empty()) throw Error(ErrorCode::ConfigMissingKey, where_ + " needs `topic`");
     key_ = options.string_list("key");
+    // Which dpone headers every event carries (default: the run id only). Each header
+    // costs librdkafka allocations per event: see README "Headers".
+    std::vector<std::string> headers = ctx.options.contains("headers")
+                                           ? options.string_list("headers")
+                                           : std::vector<std::string>{"run_id"};
+    for (const auto& h : headers) {
+      if (h == "run_id") {
+        headers_.emplace_back("dpone-run-id", run_id_);
+      } else if (h == "stream") {
+        headers_.emplace_back("dpone-stream", stream_);
+      } else {
+        throw Error(ErrorCode::ConfigBadValue,
+                    fmt::format("{}: headers: unknown header '{}'", where_, h),
+                    "use any of run_id, stream (or [] for none)");
+      }
+    }
     json strategy = ctx.options.value("strategy", json::object());
     std::string mode = strategy.is_object() ? strategy.value("mode", "append") : "append";
     if (mode != "append") {
@@ -183,9 +199,9 @@ class KafkaSink : public Sink {
                                         fmt::join(key_, ", "));
     return {
         fmt::format(
-            "produce each row to topic {} as a JSON object of {} fields; {}; headers dpone-run-id, "
-            "dpone-stream; idempotent producer, compression {}, linger {} ms",
-            topic_, schema.columns.size(), key, compression_, linger_ms_),
+            "produce each row to topic {} as a JSON object of {} fields; {}; {}; idempotent "
+            "producer, compression {}, linger {} ms",
+            topic_, schema.columns.size(), key, header_names(), compression_, linger_ms_),
         "wait for every delivery report: one failure fails the run (state not advanced)",
         "write the load receipt " + receipt_path_.string()};
   }
@@ -357,19 +373,27 @@ class KafkaSink : public Sink {
         rd_kafka_poll(rk, 50);  // serve delivery reports until the queue has room
         continue;
       }
-      rd_kafka_headers_destroy(headers);  // not taken over on failure
+      if (headers) rd_kafka_headers_destroy(headers);  // not taken over on failure
       throw Error(ErrorCode::StageFailed, fmt::format("{}: cannot produce to topic {}: {}", where_,
                                                       topic_, rd_kafka_err2str(err)));
     }
   }
 
+  // The configured dpone headers of one event, or null when there are none (librdkafka
+  // takes ownership of the list on a successful produce).
   rd_kafka_headers_t* run_headers() const {
-    rd_kafka_headers_t* headers = rd_kafka_headers_new(2);
-    rd_kafka_header_add(headers, "dpone-run-id", -1, run_id_.data(),
-                        static_cast<ssize_t>(run_id_.size()));
-    rd_kafka_header_add(headers, "dpone-stream", -1, stream_.data(),
-                        static_cast<ssize_t>(stream_.size()));
+    if (headers_.empty()) return nullptr;
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(headers_.size());
+    for (const auto& [name, value] : headers_)
+      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                          static_cast<ssize_t>(value.size()));
     return headers;
+  }
+  std::string header_names() const {
+    if (headers_.empty()) return "no headers";
+    std::vector<std::string> names;
+    for (const auto& h : headers_) names.push_back(h.first);
+    return fmt::format("headers {}", fmt::join(names, ", "));
   }
 
   // Between input blocks: serve delivery reports, stop early on a fatal producer error
@@ -613,6 +637,7 @@ class KafkaSink : public Sink {
   kafka::ClientSettings settings_;
   std::vector<std::string> key_;
   int timeout_ms_ = 30000;
+  std::vector<std::pair<std::string, std::string>> headers_;  // name, value
   int64_t delivery_timeout_ms_ = 120000, linger_ms_ = 5, batch_size_ = 1000000;
   std::string compression_;
   fs::path receipt_path_;

@@ -438,6 +438,41 @@ TEST(KafkaSink, DeliversEveryRowOnceKeyedLikeJava) {
   std::filesystem::remove_all(dir);
 }
 
+// `headers`: the run id by default, both dpone headers on request, none with [];
+// an unknown header name is a config error.
+TEST(KafkaSink, HeadersOption) {
+  MockCluster cluster;
+  Diagnostics diag;
+  auto run = [&](const std::string& topic, const json& headers) {
+    cluster.topic(topic, 1);
+    json options{{"topic", topic}, {"bootstrap_servers", cluster.bootstrap()}};
+    if (!headers.is_null()) options["headers"] = headers;
+    SinkContext ctx{"orders", "run-7", options, nullptr, {}, &diag, nullptr};
+    auto sink = make_kafka_sink(ctx);
+    sink->inspect();
+    EXPECT_EQ(sink->stage(rows_artifact(3), sink_schema()).rows, 3);
+    auto got = consume_all(cluster.bootstrap(), topic, 1);
+    EXPECT_EQ(got.size(), 3u);
+    return got;
+  };
+  for (const auto& m : run("default", json()))
+    EXPECT_EQ(m.headers, (std::map<std::string, std::string>{{"dpone-run-id", "run-7"}}));
+  for (const auto& m : run("both", json{"run_id", "stream"}))
+    EXPECT_EQ(m.headers, (std::map<std::string, std::string>{{"dpone-run-id", "run-7"},
+                                                             {"dpone-stream", "orders"}}));
+  for (const auto& m : run("none", json::array())) EXPECT_TRUE(m.headers.empty());
+  SinkContext bad{"s", "r", json{{"topic", "t"}, {"bootstrap_servers", cluster.bootstrap()},
+                                 {"headers", {"run_id", "host"}}},
+                  nullptr, {}, &diag, nullptr};
+  try {
+    make_kafka_sink(bad);
+    FAIL() << "expected a config error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::ConfigBadValue);
+    EXPECT_NE(std::string(e.what()).find("unknown header 'host'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(KafkaSink, DeliveryFailureFailsWithTheCount) {
   MockCluster cluster;
   cluster.topic("out", 1);
