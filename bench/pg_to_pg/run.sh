@@ -8,6 +8,9 @@
 #   (d) dpone merge of 10% changed rows into the target loaded by (b); for reference, the
 #       native equivalent (binary COPY of those rows into a temp table + INSERT ... ON
 #       CONFLICT DO UPDATE) is timed too
+#   (e) (b) with the internal query path: source and sink are the same database here, so by
+#       default dpone runs INSERT INTO <staging> SELECT ... on the server and no row passes
+#       through it. (b), (c) and (d) set `internal_query: false` to measure the COPY path.
 # Median of RUNS (default 3) each; prints wall, CPU, peak RSS, rows/s and the ratio to (a).
 # CPU and peak RSS are the client side only (psql, dpone); server work shows in wall time.
 #   bench/pg_to_pg/run.sh [ROWS] [RUNS]
@@ -176,6 +179,13 @@ check_equal() {
   echo "check: $target equals src ($n rows)"
 }
 
+# Source and sink are one database: (b)-(d) measure the COPY path, so they turn the internal
+# query path off where the connector has it ((e) measures that path).
+COPY_PATH=""
+[ -z "$missing" ] && [ "$(json_eval "$describe" "coalesce(j->'source'->'options' ? 'internal_query', false)")" = t ] &&
+  COPY_PATH="
+      internal_query: false"
+
 # dpone_manifest DIR STREAM SOURCE_OPTION_LINES TARGET STRATEGY
 dpone_manifest() {
   mkdir -p "$1"
@@ -195,7 +205,7 @@ $3
 YAML
 }
 
-: > "$WORK/native.txt"; : > "$WORK/full.txt"; : > "$WORK/parallel.txt"
+: > "$WORK/native.txt"; : > "$WORK/full.txt"; : > "$WORK/parallel.txt"; : > "$WORK/internal.txt"
 : > "$WORK/merge_native.txt"; : > "$WORK/merge.txt"
 skips=()
 
@@ -214,7 +224,7 @@ native_wall=$(median_of "$WORK/native.txt" 1)
 # --- (b) dpone full_refresh ----------------------------------------------------------------
 if [ -z "$missing" ]; then
   echo "(b) dpone full_refresh, $RUNS runs"
-  dpone_manifest "$WORK/full" pg_full "      table: src" t_dpone "{mode: full_refresh}"
+  dpone_manifest "$WORK/full" pg_full "      table: src$COPY_PATH" t_dpone "{mode: full_refresh}"
   # Every run loads into a fresh empty target; the stream's state and load receipts stay, as
   # in a repeated production full refresh.
   for _ in $(seq "$RUNS"); do
@@ -236,7 +246,7 @@ elif [ "$(json_eval "$describe" "coalesce(j->'source'->'options' ? 'parallel', f
 else
   echo "(c) dpone full_refresh with parallel: 2, $RUNS runs"
   dpone_manifest "$WORK/parallel" pg_parallel "      table: src
-      parallel: 2" t_dpone_par "{mode: full_refresh}"
+      parallel: 2$COPY_PATH" t_dpone_par "{mode: full_refresh}"
   for _ in $(seq "$RUNS"); do
     sql "DROP TABLE IF EXISTS t_dpone_par"; sql "CREATE TABLE t_dpone_par (LIKE src INCLUDING ALL)"
     sql "CHECKPOINT"
@@ -245,6 +255,25 @@ else
   done
   check_equal t_dpone_par
   sql "DROP TABLE t_dpone_par"
+fi
+
+# --- (e) dpone full_refresh, internal query ------------------------------------------------
+if [ -n "$COPY_PATH" ]; then
+  echo "(e) dpone full_refresh on the server (internal query), $RUNS runs"
+  dpone_manifest "$WORK/internal" pg_internal "      table: src" t_dpone_iq "{mode: full_refresh}"
+  for _ in $(seq "$RUNS"); do
+    sql "DROP TABLE IF EXISTS t_dpone_iq"; sql "CREATE TABLE t_dpone_iq (LIKE src INCLUDING ALL)"
+    sql "CHECKPOINT"
+    measure "$WORK/internal.txt" "$DPONE" run "$WORK/internal/manifest.yaml" -q ||
+      { echo "(e) dpone run failed (its errors are above)" >&2; exit 1; }
+  done
+  check_equal t_dpone_iq
+  iq=$("$DPONE" run-report --last -m "$WORK/internal/manifest.yaml" --format json)
+  grep -q '"source_produces": *"internal_query' <<<"$iq" ||
+    { echo "CHECK FAILED: (e) did not take the internal query path" >&2; exit 1; }
+  sql "DROP TABLE t_dpone_iq"
+else
+  skips+=("skip (e): the postgres connector declares no 'internal_query' source option")
 fi
 
 # --- (d) merge of 10% changed rows ---------------------------------------------------------
@@ -260,13 +289,13 @@ if [ -z "$missing" ]; then
   elif json_eval "$describe" "coalesce(j->'source'->'incremental' ? 'xmin', false)" | grep -qx t; then
     merge_how="rows changed since the last run, found by xmin"
     dpone_manifest "$WORK/merge" pg_merge "      table: src
-      incremental: xmin" t_dpone "{mode: merge, unique_key: [id]}"
+      incremental: xmin$COPY_PATH" t_dpone "{mode: merge, unique_key: [id]}"
     echo "(d) priming the xmin stream (first run: full snapshot, not timed)"
     "$DPONE" run "$WORK/merge/manifest.yaml" -q ||
       { echo "(d) priming dpone run failed (its errors are above)" >&2; exit 1; }
   elif json_eval "$describe" "coalesce(j->'source'->'options' ? 'query', false)" | grep -qx t; then
     merge_how="the changed rows selected by a query (the connector offers no xmin)"
-    dpone_manifest "$WORK/merge" pg_merge "      query: \"SELECT * FROM src WHERE id % 10 = 0\"" \
+    dpone_manifest "$WORK/merge" pg_merge "      query: \"SELECT * FROM src WHERE id % 10 = 0\"$COPY_PATH" \
       t_dpone "{mode: merge, unique_key: [id]}"
   else
     skips+=("skip (d): the postgres source offers neither xmin nor query to read only the changed rows")
@@ -310,6 +339,7 @@ for s in "${skips[@]}"; do echo "$s"; done
 report pg_to_pg_native "$ROWS" "$WORK/native.txt"
 [ -s "$WORK/full.txt" ] && report pg_to_pg_full_refresh "$ROWS" "$WORK/full.txt" "$native_wall"
 [ -s "$WORK/parallel.txt" ] && report pg_to_pg_full_refresh_parallel2 "$ROWS" "$WORK/parallel.txt" "$native_wall"
+[ -s "$WORK/internal.txt" ] && report pg_to_pg_full_refresh_internal_query "$ROWS" "$WORK/internal.txt" "$native_wall"
 if [ -s "$WORK/merge.txt" ]; then
   echo "note: merge10 ratio_to_native is to (a); to the native merge it is $(awk -v d="$(median_of "$WORK/merge.txt" 1)" -v n="$(median_of "$WORK/merge_native.txt" 1)" 'BEGIN {printf "%.2f", (n > 0 ? d/n : 0)}')"
 fi

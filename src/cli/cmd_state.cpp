@@ -36,6 +36,10 @@ StateLocation store_for(const Project& p, const std::string& stream) {
   throw Error(ErrorCode::SelectNoMatch, "no stream '" + stream + "' in the manifest", "streams: " + names);
 }
 
+StateServices services(const Project& p) {
+  return StateServices{p.connections ? &*p.connections : nullptr, p.loader.get()};
+}
+
 std::string pos(const json& j) { return j.is_null() ? "null" : j.dump(); }
 
 }  // namespace
@@ -54,11 +58,11 @@ void register_state_commands(CLI::App& app, int* exit_code) {
     Project p = load_project(o);
     json out = json::array();
     for (const auto& [loc, streams] : stores_of(p)) {
-      auto store = open_state_if_exists(loc);
+      auto store = open_state_if_exists(loc, services(p));
       for (const auto& name : streams) {
         auto st = store ? store->get(name) : std::nullopt;
         out.push_back(st ? st->to_json() : json{{"stream", name}, {"revision", 0}, {"position", nullptr}});
-        out.back()["store"] = loc.type + ":" + loc.path.string();
+        out.back()["store"] = store ? store->describe() : loc.describe();
       }
     }
     if (o.format == "json") {
@@ -79,10 +83,10 @@ void register_state_commands(CLI::App& app, int* exit_code) {
   show->callback([exit_code] {
     Project p = load_project(o);
     auto loc = store_for(p, stream);
-    auto store = open_state_if_exists(loc);
+    auto store = open_state_if_exists(loc, services(p));
     auto st = store ? store->get(stream) : std::nullopt;
     json j = st ? st->to_json() : json{{"stream", stream}, {"revision", 0}, {"position", nullptr}};
-    j["store"] = loc.type + ":" + loc.path.string();
+    j["store"] = store ? store->describe() : loc.describe();
     if (o.format == "json") {
       Console::get().out(j.dump(2));
     } else {
@@ -99,7 +103,7 @@ void register_state_commands(CLI::App& app, int* exit_code) {
   history->add_option("--format", o.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   history->callback([exit_code] {
     Project p = load_project(o);
-    auto store = open_state_if_exists(store_for(p, stream));
+    auto store = open_state_if_exists(store_for(p, stream), services(p));
     json out = json::array();
     if (store)
       for (const auto& h : store->history(stream)) out.push_back(h.to_json());
@@ -117,7 +121,7 @@ void register_state_commands(CLI::App& app, int* exit_code) {
   auto change = [exit_code](bool reset) {
     Project p = load_project(o);
     auto loc = store_for(p, stream);
-    auto store = open_state(loc);
+    auto store = open_state(loc, services(p));
     auto st = store->get(stream);
     json previous = st ? st->position : json();
     json next;

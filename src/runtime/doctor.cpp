@@ -129,8 +129,11 @@ DoctorReport run_doctor(ModuleLoader& loader, const Manifest* manifest, const Co
     // Source: plan the window from the stored position, as a run would (reads only).
     try {
       nlohmann::json position;
-      if (auto store = open_state_if_exists(state_location(stream.config, manifest->base_dir)))
+      if (auto store = open_state_if_exists(state_location(stream.config, manifest->base_dir),
+                                            StateServices{connections, &loader})) {
+        report.checks.push_back({group, stream.name + " state", "ok", redact("state store " + store->describe()), "", true});
         if (auto st = store->get(stream.name)) position = st->position;
+      }
       Window w = parts.source->plan_window(position);
       report.checks.push_back({group, label("source", src), "ok", "reachable; window " + redact(w.description), "", true});
     } catch (const Error& e) {

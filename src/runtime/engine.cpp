@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/connector/gate_tap.hpp"
+#include "core/connector/reconcile_sql.hpp"
 #include "core/connector/strategy.hpp"
 #include "core/errors.hpp"
 #include "core/evolution/schema_diff.hpp"
@@ -71,7 +72,7 @@ bool plan_only(const json& config) {
 // stream's declared quality gates. Every gate listed here runs.
 std::vector<GateSpec> gates_for(const StrategySpec& strategy, const json& config) {
   std::vector<GateSpec> gates;
-  bool keyed = strategy.mode == StrategyMode::Merge ||
+  bool keyed = strategy.mode == StrategyMode::Merge || strategy.reconciles() ||
                (strategy.mode == StrategyMode::Append && strategy.only_new_rows);
   if (keyed) {
     gates.push_back({"unique_key_not_null", "not_null", strategy.unique_key, "error", json::object()});
@@ -91,6 +92,24 @@ std::vector<GateSpec> gates_for(const StrategySpec& strategy, const json& config
   return gates;
 }
 
+// Internal query: the identities of both sides, and whether a declared gate needs to
+// see the rows (row_count and typed_hash count and hash them as they pass through
+// dpone; with INSERT ... SELECT on the server nothing passes, so those gates would fail
+// closed: the COPY path is taken instead).
+ArtifactContext artifact_context(const StreamParts& parts, const std::vector<GateSpec>& gates) {
+  ArtifactContext ctx;
+  if (parts.source_conn) ctx.source_identity = connection_identity(*parts.source_conn);
+  if (parts.sink_conn) ctx.sink_identity = connection_identity(*parts.sink_conn);
+  if (parts.source_conn && parts.sink_conn && parts.source_conn->type != parts.sink_conn->type)
+    ctx.sink_identity.clear();
+  for (const auto& g : gates)
+    if (g.type == "row_count" || g.type == "typed_hash") {
+      ctx.refuse_internal = "gate " + g.name + " (" + g.type + ") must see the rows pass through dpone";
+      break;
+    }
+  return ctx;
+}
+
 json schema_json(const Schema& s) {
   json cols = json::array();
   for (const auto& c : s.columns)
@@ -103,11 +122,9 @@ json state_json(const std::optional<StreamState>& s) {
   return s->to_json();
 }
 
-std::string unsafe_message(const std::string& stream, const SchemaDiff& diff, EvolutionPolicy policy) {
-  std::string msg = "stream " + stream + ": schema change not allowed under policy '" +
-                    to_string(policy) + "':";
-  for (const auto* c : diff.unsafe()) msg += "\n  - " + c->to_string();
-  return msg;
+// The sink's DDL for one change (used to tell the operator how to resolve unsafe ones).
+DdlRenderer ddl_renderer(Sink& sink, const Schema& schema) {
+  return [&sink, &schema](const SchemaChange& c) { return sink.render_ddl(schema, {&c}); };
 }
 
 }  // namespace
@@ -157,7 +174,7 @@ json Engine::run_stream(const StreamSpec& stream) {
   rec["rows"] = {{"extracted", 0}, {"staged", 0}, {"inserted", 0}, {"updated", 0}, {"deleted", 0}};
   try {
     phases.begin("resolve");
-    StrategySpec strategy = StrategySpec::from_json(cfg["sink"].value("strategy", json::object()));
+    StrategySpec strategy = StrategySpec::for_stream(cfg);
     rec["strategy"] = strategy.raw;
     make_stream_parts(parts, stream, manifest_, connections_, loader_, run_id_,
                [&](int64_t rows, int64_t bytes) {
@@ -169,7 +186,7 @@ json Engine::run_stream(const StreamSpec& stream) {
                    failpoint("during_stage");
                  }
                });
-    auto store = open_state(state_location(cfg, manifest_.base_dir));
+    auto store = open_state(state_location(cfg, manifest_.base_dir), StateServices{&connections_, &loader_});
     rec["state_store"] = store->describe();
 
     phases.begin("window");
@@ -218,9 +235,15 @@ json Engine::run_stream(const StreamSpec& stream) {
                        {"routed", diff.routes_json()},
                        {"ddl", json::array()},
                        {"decision", "fail"}};
-      if (diff.has_unsafe())
-        throw Error(ErrorCode::SchemaUnsafeChange, unsafe_message(stream.name, diff, policy),
-                    "change the target by hand, or choose a schema_evolution policy that allows it; nothing was loaded");
+      if (diff.has_unsafe()) {
+        DdlRenderer render = ddl_renderer(*parts.sink, schema);
+        rec["schema"]["resolutions"] =
+            unsafe_resolutions_json(diff, policy, on_type_change_of(cfg), target.name, render);
+        throw Error(ErrorCode::SchemaUnsafeChange,
+                    unsafe_changes_message(stream.name, diff, policy, on_type_change_of(cfg), target.name, render),
+                    "run the DDL shown for each change (or make the manifest change shown), then re-run; nothing "
+                    "was loaded");
+      }
       // Routed columns (on_type_change: new_column) are staged and promoted under their
       // __dpone__nc__ name; the target keeps the old column.
       schema = diff.route(schema);
@@ -249,13 +272,14 @@ json Engine::run_stream(const StreamSpec& stream) {
       if (rec.contains("recovery")) rec["state_after"] = state_json(state);
     } else {
       phases.begin("stage");
-      ArtifactDecision decision = negotiate(parts.source->produces(), parts.sink->accepts());
+      auto gates = gates_for(strategy, cfg);
+      ArtifactDecision decision =
+          negotiate(parts.source->produces(), parts.sink->accepts(), artifact_context(parts, gates));
       rec["artifact"] = decision.to_json();
       ExtractOptions eo;
       eo.batch_rows = options_.batch_rows;
       eo.sink_loads_parts = parts.sink->loads_parts();
       // Gates that compare source and staging see the rows as the sink pulls them.
-      auto gates = gates_for(strategy, cfg);
       GateTap tap(gates, schema, "stream '" + stream.name + "'");
       Artifact artifact = tap.wrap(parts.source->extract(window, decision.source_spec, eo));
       staged = parts.sink->stage(std::move(artifact), schema);
@@ -316,18 +340,37 @@ json Engine::run_stream(const StreamSpec& stream) {
       req.source_schema = schema;
       req.receipt = LoadReceipt{stream.name, run_id_, base_revision, window.to_json(),
                                 parts.source->next_position(window), staged->rows, now_iso8601()};
+      // A store in the sink's own database is committed by the sink, inside the
+      // promotion transaction (exactly-once: data, receipt and state together).
+      if (auto target = store->transactional_target())
+        req.state_commit = StateCommitRequest{*target, stream.name, base_revision, req.receipt.new_position,
+                                              run_id_, "commit"};
       PromoteResult pr = parts.sink->promote(*staged, req);
-      rec["promotion"] = {{"atomic", pr.atomic}, {"sql", pr.sql}};
+      rec["promotion"] = {{"atomic", pr.atomic}, {"sql", pr.sql}, {"state_committed", pr.state_committed.has_value()}};
       rec["rows"]["inserted"] = pr.inserted;
       rec["rows"]["updated"] = pr.updated;
       rec["rows"]["deleted"] = pr.deleted;
+      if (!pr.reconciliation.is_null()) {
+        rec["reconciliation"] = pr.reconciliation;
+        // verify: warn (the default) committed a target that differs from the snapshot.
+        const json& post = pr.reconciliation.value("post_load", json());
+        if (post.is_object() && !post.value("passed", true))
+          parts.diagnostics.warn(post.value("message", "post-load verification failed") +
+                                 " (reconciliation.verify: warn: the load was committed)");
+      }
       phases.end(staged->rows);
       failpoint("after_promote");
 
       phases.begin("state");
       failpoint("before_state_commit");
-      auto after = store->commit(stream.name, base_revision, req.receipt.new_position, run_id_, "commit");
-      rec["state_after"] = after.to_json();
+      if (pr.state_committed) {
+        rec["state_after"] = pr.state_committed->to_json();
+        rec["state_commit"] = "with the data, in the promotion transaction (" + store->describe() + ")";
+      } else {
+        auto after = store->commit(stream.name, base_revision, req.receipt.new_position, run_id_, "commit");
+        rec["state_after"] = after.to_json();
+        rec["state_commit"] = "after promotion (" + store->describe() + ")";
+      }
       failpoint("after_state_commit");
       rec["status"] = "succeeded";
     }
@@ -341,6 +384,9 @@ json Engine::run_stream(const StreamSpec& stream) {
     std::string phase = phases.current();
     phases.end();
     rec["status"] = "failed";
+    // A breached delete guard or post-load check: its counters, with "applied": false.
+    if (const auto* re = dynamic_cast<const ReconcileError*>(&e))
+      rec["reconciliation"] = re->reconciliation();
     rec["error"] = {{"code", e.code_name()}, {"message", e.what()}, {"hint", e.hint()},
                     {"retryable", e.retryable()}, {"phase", phase}, {"exit_code", exit_code_for(e.code())}};
   } catch (const std::exception& e) {
@@ -372,7 +418,7 @@ json Engine::plan_stream(const StreamSpec& stream) {
   const json& cfg = stream.config;
   StreamParts parts;
   try {
-    StrategySpec strategy = StrategySpec::from_json(cfg["sink"].value("strategy", json::object()));
+    StrategySpec strategy = StrategySpec::for_stream(cfg);
     p["strategy"] = strategy.raw;
     p["source"] = {{"connector", cfg["source"].value("connector", "")},
                    {"connection", cfg["source"].value("connection", "")}};
@@ -380,9 +426,9 @@ json Engine::plan_stream(const StreamSpec& stream) {
                  {"connection", cfg["sink"].value("connection", "")}};
     make_stream_parts(parts, stream, manifest_, connections_, loader_, run_id_, nullptr);
     auto where = state_location(cfg, manifest_.base_dir);
-    auto store = open_state_if_exists(where);
+    auto store = open_state_if_exists(where, StateServices{&connections_, &loader_});
     std::optional<StreamState> state = store ? store->get(stream.name) : std::nullopt;
-    p["state_store"] = where.type + ":" + where.path.string() + (store ? "" : " (not created yet)");
+    p["state_store"] = (store ? store->describe() : where.describe()) + (store ? "" : " (not created yet)");
     p["state"] = state_json(state);
     json position = state ? state->position : json();
     if (auto receipt = parts.sink->latest_receipt()) {
@@ -415,7 +461,11 @@ json Engine::plan_stream(const StreamSpec& stream) {
                                                                                   : "apply"}};
       if (diff.has_unsafe()) {
         p["schema"]["ddl"] = json::array();
-        p["warnings"].push_back(unsafe_message(stream.name, diff, policy));
+        DdlRenderer render = ddl_renderer(*parts.sink, schema);
+        p["schema"]["resolutions"] =
+            unsafe_resolutions_json(diff, policy, on_type_change_of(cfg), target.name, render);
+        p["warnings"].push_back(
+            unsafe_changes_message(stream.name, diff, policy, on_type_change_of(cfg), target.name, render));
       } else {
         schema = diff.route(schema);
         p["schema"]["ddl"] = parts.sink->render_ddl(schema, diff.to_apply());
@@ -429,7 +479,9 @@ json Engine::plan_stream(const StreamSpec& stream) {
       p["schema"] = {{"policy", "n/a (schemaless target)"}, {"changes", json::array()}, {"ddl", json::array()},
                      {"decision", "no change"}};
     }
-    p["artifact"] = negotiate(parts.source->produces(), parts.sink->accepts()).to_json();
+    p["artifact"] = negotiate(parts.source->produces(), parts.sink->accepts(),
+                              artifact_context(parts, gates_for(strategy, cfg)))
+                        .to_json();
     p["steps"] = parts.sink->describe_promotion(strategy, schema);
     json gates = json::array();
     for (const auto& g : gates_for(strategy, cfg))

@@ -122,6 +122,11 @@ const ConnectorFactory& ModuleLoader::factory(const std::string& connector) {
   return *f;
 }
 
+const StateStoreFactory* ModuleLoader::state_store_factory(const std::string& type) {
+  factory(type);
+  return registry_.find_state_store(type);
+}
+
 std::vector<std::string> ModuleLoader::loaded() const { return loaded_; }
 
 }  // namespace dpone

@@ -41,6 +41,10 @@ class ModuleLoader {
   // Loads the connector's module on first use (ABI-checked) and returns its factory.
   // Throws Error(ConnectorUnknown | ModuleMissing | ModuleLoadFailed).
   const ConnectorFactory& factory(const std::string& connector);
+  // The state store factory of `state: {type: <type>}`: loads the module of that name
+  // (as factory() does) and returns what it registered with add_state_store, or nullptr
+  // when the module provides no state store.
+  const StateStoreFactory* state_store_factory(const std::string& type);
   // Names of modules loaded so far (for tests and doctor).
   std::vector<std::string> loaded() const;
 

@@ -1,6 +1,7 @@
 #include "runtime/negotiation.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "core/errors.hpp"
 
@@ -45,6 +46,45 @@ ArtifactDecision negotiate(const std::vector<ArtifactSpec>& offered,
   throw Error(ErrorCode::ConfigBadValue,
               "no artifact path between source (offers " + offers + ") and sink (accepts " +
                   accepts + ")" + (sink_takes_batches ? "; no decoder exists for the source's formats" : ""));
+}
+
+ArtifactDecision negotiate(const std::vector<ArtifactSpec>& offered,
+                           const std::vector<ArtifactSpec>& accepted, const ArtifactContext& context) {
+  const ArtifactSpec internal{ArtifactKind::InternalQuery};
+  auto has = [&](const std::vector<ArtifactSpec>& v) { return std::find(v.begin(), v.end(), internal) != v.end(); };
+  const bool both = has(offered) && has(accepted);
+  // "postgres:user@host:port/db" is shown as "user@host:port/db".
+  auto shown = [](const std::string& identity) {
+    auto colon = identity.find(':');
+    return colon == std::string::npos ? identity : identity.substr(colon + 1);
+  };
+  std::string why_not;
+  if (both) {
+    if (context.source_identity.empty() || context.source_identity != context.sink_identity) {
+      why_not = "source and sink are different databases";
+    } else if (!context.refuse_internal.empty()) {
+      why_not = context.refuse_internal;
+    } else {
+      ArtifactDecision d;
+      d.offered = offered;
+      d.accepted = accepted;
+      d.source_spec = d.sink_spec = internal;
+      std::string kind = context.sink_identity.substr(0, context.sink_identity.find(':'));
+      if (kind == "postgres") kind = "PostgreSQL";
+      d.reason = "source and sink are the same " + kind + " database " +
+                 shown(context.sink_identity) +
+                 ": the load runs on the server as INSERT INTO <staging> SELECT ..., no rows pass through dpone";
+      return d;
+    }
+  }
+  std::vector<ArtifactSpec> o, a;
+  std::copy_if(offered.begin(), offered.end(), std::back_inserter(o), [&](const auto& s) { return !(s == internal); });
+  std::copy_if(accepted.begin(), accepted.end(), std::back_inserter(a), [&](const auto& s) { return !(s == internal); });
+  // The recorded lists are the eligible ones (without internal_query): `perf advise`
+  // reads sink_accepts[0] as the sink's native input for this pair.
+  ArtifactDecision d = negotiate(o, a);
+  if (both) d.reason += "; internal_query not used: " + why_not;
+  return d;
 }
 
 }  // namespace dpone

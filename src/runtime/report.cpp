@@ -47,6 +47,37 @@ std::string rows_line(const json& rows) {
                      num(rows, "staged"), num(rows, "inserted"), num(rows, "updated"), num(rows, "deleted"));
 }
 
+// Key-snapshot reconciliation (snapshot_diff, scd2, merge + reconciliation): its counters.
+std::string reconciliation_line(const json& rc) {
+  std::string out = fmt::format("{} {} (delete policy {}): inserted {}, updated {}, unchanged {}, deleted {}, "
+                                "reactivated {}",
+                                str(rc, "mode"), str(rc, "strategy"), str(rc, "delete_policy"), num(rc, "inserted"),
+                                num(rc, "updated"), num(rc, "unchanged"), num(rc, "deleted"), num(rc, "reactivated"));
+  if (rc.contains("guards")) {
+    const auto& g = rc["guards"];
+    const bool passed = g.value("passed", true);
+    out += fmt::format("; delete guard {} ({} of {} live rows, max ratio {}{})",
+                       passed ? "passed" : "BREACHED: " + str(g, "breached"), num(g, "would_delete"),
+                       num(g, "target_rows"), g.value("max_delete_ratio", 0.0),
+                       g.contains("max_delete_rows") && !g["max_delete_rows"].is_null()
+                           ? fmt::format(", max rows {}", num(g, "max_delete_rows"))
+                           : "");
+  }
+  if (rc.contains("post_load") && rc["post_load"].is_object()) {
+    const auto& p = rc["post_load"];
+    out += fmt::format("; post-load check {} (verify {}): staged {}, target live {}, checksum {}",
+                       p.value("passed", true) ? "passed" : "FAILED", str(p, "verify"), num(p, "staged_rows"),
+                       num(p, "target_live_rows"), p.value("checksum_match", true) ? "match" : "MISMATCH");
+    if (p.contains("staged_rows_not_in_target"))
+      out += fmt::format(" ({} staged rows not in target, {} target rows not in staging)",
+                         num(p, "staged_rows_not_in_target"), num(p, "target_rows_not_in_staging"));
+  }
+  if (rc.contains("applied") && !rc.value("applied", true))
+    out += "; NOT applied (rolled back: target and state unchanged)";
+  if (!str(rc, "as_of").empty()) out += "; as of " + str(rc, "as_of");
+  return out;
+}
+
 std::string render_text(const json& r, bool markdown) {
   std::ostringstream o;
   const char* h1 = markdown ? "# " : "";
@@ -78,9 +109,19 @@ std::string render_text(const json& r, bool markdown) {
       std::string changes;
       for (const auto& c : sc.value("changes", json::array()))
         changes += (changes.empty() ? "" : "; ") + str(c, "text") + (c.value("safe", false) ? "" : " [UNSAFE]");
-      line("schema", "policy " + str(sc, "policy") + ": " + (changes.empty() ? "no change" : changes));
+      std::string decision = str(sc, "decision").empty() ? "" : " (decision: " + str(sc, "decision") + ")";
+      line("schema", "policy " + str(sc, "policy") + decision + ": " + (changes.empty() ? "no change" : changes));
       for (const auto& d : sc.value("ddl", json::array()))
         o << (markdown ? "  - `" + d.get<std::string>() + "`" : "    DDL: " + d.get<std::string>()) << "\n";
+      // Unsafe changes: the DDL (or manifest change) that would resolve each.
+      for (const auto& r : sc.value("resolutions", json::array())) {
+        for (const auto& d : r.value("ddl", json::array()))
+          o << (markdown ? "  - resolve " + str(r, "change") + ": `" + d.get<std::string>() + "`"
+                         : "    resolve " + str(r, "change") + ": " + d.get<std::string>())
+            << "\n";
+        if (!str(r, "alternative").empty())
+          o << (markdown ? "  - " : "    ") << "note: " << str(r, "alternative") << "\n";
+      }
     }
     for (const auto& g : s.value("gates", json::array())) {
       std::string result = fmt::format("{} ({} {}, {} failing rows)", g.value("passed", false) ? "passed" : "FAILED",
@@ -90,6 +131,7 @@ std::string render_text(const json& r, bool markdown) {
       for (const auto& sample : g.value("samples", json::array()))
         o << (markdown ? "  - e.g. `" + sample.get<std::string>() + "`" : "    e.g. " + sample.get<std::string>()) << "\n";
     }
+    if (s.contains("reconciliation")) line("reconciliation", reconciliation_line(s["reconciliation"]));
     line("state before", state_text(s.value("state_before", json())));
     line("state after", state_text(s.value("state_after", json())));
     if (s.contains("error")) {
@@ -174,9 +216,11 @@ std::string render_html(const json& r) {
       row("artifact path", str(s["artifact"], "sink_receives") + " — " + str(s["artifact"], "reason"));
     row("rows", rows_line(s.value("rows", json::object())));
     if (s.contains("recovery")) row("recovery", str(s["recovery"], "note"));
+    if (s.contains("reconciliation")) row("reconciliation", reconciliation_line(s["reconciliation"]));
     o << "</table>\n<h3>Schema changes</h3>\n";
     const auto sc = s.value("schema", json::object());
-    o << "<p>policy <code>" << e(str(sc, "policy")) << "</code></p><table><tr><th>change</th><th>safe</th></tr>\n";
+    o << "<p>policy <code>" << e(str(sc, "policy")) << "</code>"
+      << (str(sc, "decision").empty() ? "" : ", decision <code>" + e(str(sc, "decision")) + "</code>") << "</p><table><tr><th>change</th><th>safe</th></tr>\n";
     auto changes = sc.value("changes", json::array());
     if (changes.empty()) o << "<tr><td colspan=\"2\">no change</td></tr>\n";
     for (const auto& c : changes)

@@ -98,6 +98,15 @@ std::string prometheus_metrics(const json& r) {
       out += fmt::format("dpone_stream_rows{{run_id=\"{}\",stream=\"{}\",stage=\"{}\"}} {}\n", run,
                          metric_label(s.value("stream", "")), k, v.get<int64_t>());
   }
+  metric("dpone_reconcile_rows",
+         "Key-snapshot reconciliation counters per stream (inserted, updated, unchanged, deleted, reactivated)",
+         "gauge");
+  for (const auto& s : r.value("streams", json::array())) {
+    if (!s.contains("reconciliation") || !s["reconciliation"].is_object()) continue;
+    for (const char* k : {"inserted", "updated", "unchanged", "deleted", "reactivated"})
+      out += fmt::format("dpone_reconcile_rows{{run_id=\"{}\",stream=\"{}\",kind=\"{}\"}} {}\n", run,
+                         metric_label(s.value("stream", "")), k, s["reconciliation"].value(k, int64_t{0}));
+  }
   metric("dpone_stream_bytes", "Bytes staged per stream", "gauge");
   for (const auto& s : r.value("streams", json::array()))
     out += fmt::format("dpone_stream_bytes{{run_id=\"{}\",stream=\"{}\"}} {}\n", run,

@@ -244,6 +244,23 @@ void load_day1(const Scratch& dir, const Target& target, const Day& day,
   ASSERT_NE(r.all().find("t: loaded 2 rows"), std::string::npos) << r.all();
 }
 
+// The DDL (or, where the sink has none, the advice) the refusal of `change` must show
+// (SPEC: unsafe changes fail "with the exact change and the DDL that would resolve it").
+std::string expected_resolution(const std::string& change, const std::string& sink) {
+  const bool pg = sink == "postgres";
+  if (change == "new_column") return "ADD COLUMN \"note\"";
+  if (change == "widening") return pg ? "ALTER COLUMN \"qty\" TYPE bigint" : "\"qty\" BIGINT";
+  if (change == "narrowing") return pg ? "ALTER COLUMN \"qty\" TYPE integer" : "\"qty\" INTEGER";
+  if (change == "drop") return "DROP COLUMN \"qty\"";
+  if (change == "rename") return "RENAME COLUMN \"qty\" TO \"quantity\"";
+  if (change == "type_change") return pg ? "ALTER COLUMN \"qty\" TYPE text" : "\"qty\" TEXT";
+  if (change == "nullable_to_not_null")
+    return pg ? "ALTER COLUMN \"name\" SET NOT NULL" : "rebuild the table";
+  if (change == "not_null_to_nullable")
+    return pg ? "ALTER COLUMN \"name\" DROP NOT NULL" : "rebuild the table";
+  return "<no expectation for " + change + ">";
+}
+
 struct MatrixParam {
   std::string sink, change, policy;
   friend void PrintTo(const MatrixParam& p, std::ostream* os) {
@@ -308,6 +325,19 @@ TEST_P(EvolutionMatrix, AppliesSafeRefusesUnsafe) {
     EXPECT_NE(r.all().find("policy '" + p.policy + "'"), std::string::npos) << r.all();
     EXPECT_NE(r.all().find("  - " + change.text), std::string::npos) << r.all();
     EXPECT_NE(r.all().find("in phase evolve"), std::string::npos) << r.all();
+    // The change is followed by what resolves it: the DDL, in the sink's dialect.
+    const std::string all = r.all();
+    const size_t at = all.find("  - " + change.text);
+    const std::string after_change = at == std::string::npos ? std::string() : all.substr(at);
+    EXPECT_NE(after_change.find("\n    resolve"), std::string::npos) << r.all();
+    EXPECT_NE(after_change.find(expected_resolution(p.change, p.sink)), std::string::npos)
+        << r.all();
+    ASSERT_TRUE(rec["schema"].contains("resolutions")) << rec["schema"].dump(2);
+    EXPECT_NE(rec["schema"]["resolutions"].dump().find(
+                  json(expected_resolution(p.change, p.sink)).dump().substr(
+                      1, json(expected_resolution(p.change, p.sink)).dump().size() - 2)),
+              std::string::npos)
+        << rec["schema"]["resolutions"].dump(2);
     EXPECT_EQ(rec["schema"].value("decision", ""), "fail");
     EXPECT_EQ(target.rows(), rows_before);
     EXPECT_EQ(target.shape(), shape_before);

@@ -3,6 +3,7 @@
 // exactly as after one clean run (no row lost, none duplicated), the state must never
 // be ahead of the data, and no staging table may be left behind.
 #include <csignal>
+#include <regex>
 #include <set>
 
 #include "core/util/failpoint.hpp"
@@ -14,7 +15,7 @@ using namespace e2e;
 using json = nlohmann::json;
 
 struct Scenario {
-  std::string strategy;  // full_refresh | full_refresh_exchange | append | merge
+  std::string strategy;  // full_refresh | full_refresh_exchange | append | merge | snapshot_diff | scd2
   std::string failpoint;
 };
 
@@ -34,8 +35,9 @@ const char* kHeader = "id,name,amount,updated_at\n";
 void setup(const fs::path& dir, const std::string& strategy) {
   std::string mode = strategy == "full_refresh_exchange" ? "full_refresh" : strategy;
   std::string extra = strategy == "full_refresh_exchange" ? "\n        overwrite: exchange" : "";
-  if (mode == "merge") extra = "\n        unique_key: [id]";
-  bool full = mode == "full_refresh";
+  if (mode == "merge" || mode == "snapshot_diff" || mode == "scd2") extra = "\n        unique_key: [id]";
+  // snapshot_diff and scd2 compare a full snapshot (docs/reconciliation.md).
+  bool full = mode == "full_refresh" || mode == "snapshot_diff" || mode == "scd2";
   write_file(dir / "manifest.yaml",
              "kind: dpone.batch.v1\n"
              "streams:\n"
@@ -60,6 +62,8 @@ void setup(const fs::path& dir, const std::string& strategy) {
 void add_day2(const fs::path& dir, const std::string& strategy) {
   if (strategy.rfind("full_refresh", 0) == 0)
     write_file(dir / "landing" / "items.csv", kHeader + csv_rows(1, 30, "v1") + csv_rows(31, 80, "v2"));
+  else if (strategy == "snapshot_diff" || strategy == "scd2")  // 1-10 deleted, 31-50 changed, 51-80 new
+    write_file(dir / "landing" / "items.csv", kHeader + csv_rows(11, 30, "v1") + csv_rows(31, 80, "v2"));
   else if (strategy == "append")
     write_file(dir / "landing" / "day2.csv", kHeader + csv_rows(51, 80, "v2"));
   else
@@ -72,6 +76,14 @@ std::set<std::string> files_in_state(const fs::path& dir) {
   if (st.contains("position") && st["position"].is_object() && st["position"].contains("files"))
     for (const auto& [k, v] : st["position"]["files"].items()) out.insert(k);
   return out;
+}
+
+// The target for comparison: the timestamps a run writes (soft deletes, scd2 validity) are
+// its own time, so they are masked; scd2 rows are ordered by key and version.
+std::string dump(const fs::path& dir, const std::string& strategy) {
+  std::string rows = dump_table(dir / "target.db", "items", strategy == "scd2" ? "id, __dpone__valid_from" : "id");
+  static const std::regex kRunTime(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
+  return std::regex_replace(rows, kRunTime, "<run time>");
 }
 
 void run_ok(const fs::path& dir, const std::map<std::string, std::string>& env = {}) {
@@ -87,10 +99,10 @@ TEST_P(FailpointKill, RerunLeavesTargetExactlyRight) {
   Scratch ref;
   setup(ref.dir(), strategy);
   run_ok(ref.dir());
-  std::string after_day1 = dump_table(ref / "target.db", "items", "id");
+  std::string after_day1 = dump(ref.dir(), strategy);
   add_day2(ref.dir(), strategy);
   run_ok(ref.dir());
-  std::string expected = dump_table(ref / "target.db", "items", "id");
+  std::string expected = dump(ref.dir(), strategy);
   std::set<std::string> expected_files = files_in_state(ref.dir());
   ASSERT_NE(after_day1, expected);
 
@@ -104,9 +116,9 @@ TEST_P(FailpointKill, RerunLeavesTargetExactlyRight) {
   ASSERT_EQ(crash.signal, SIGKILL) << "run was not killed at " << point << ":\n" << crash.all();
 
   // State never ahead of the data: if the state says day 2 is loaded, it is.
-  std::string after_crash = dump_table(s / "target.db", "items", "id");
+  std::string after_crash = dump(s.dir(), strategy);
   if (files_in_state(s.dir()) == expected_files && strategy != "full_refresh" &&
-      strategy != "full_refresh_exchange") {
+      strategy != "full_refresh_exchange" && strategy != "snapshot_diff" && strategy != "scd2") {
     EXPECT_EQ(after_crash, expected) << "state committed but data missing after kill at " << point;
   }
   EXPECT_TRUE(after_crash == after_day1 || after_crash == expected)
@@ -114,7 +126,7 @@ TEST_P(FailpointKill, RerunLeavesTargetExactlyRight) {
 
   Result rerun = run_dpone(s.dir(), {"run", "manifest.yaml", "--batch-rows", "10"});
   ASSERT_EQ(rerun.exit_code, 0) << rerun.all();
-  EXPECT_EQ(dump_table(s / "target.db", "items", "id"), expected);
+  EXPECT_EQ(dump(s.dir(), strategy), expected);
   EXPECT_EQ(files_in_state(s.dir()), expected_files);
   for (const auto& t : table_names(s / "target.db")) {
     EXPECT_EQ(t.find("__dpone_stg_"), std::string::npos) << "staging left behind: " << t;
@@ -122,12 +134,12 @@ TEST_P(FailpointKill, RerunLeavesTargetExactlyRight) {
   }
   // A third run has nothing new (or, for full_refresh, reloads the same) and changes nothing.
   run_ok(s.dir());
-  EXPECT_EQ(dump_table(s / "target.db", "items", "id"), expected);
+  EXPECT_EQ(dump(s.dir(), strategy), expected);
 }
 
 std::vector<Scenario> scenarios() {
   std::vector<Scenario> out;
-  for (std::string strategy : {"full_refresh", "full_refresh_exchange", "append", "merge"})
+  for (std::string strategy : {"full_refresh", "full_refresh_exchange", "append", "merge", "snapshot_diff", "scd2"})
     for (auto fp : dpone::kFailpoints) out.push_back({strategy, std::string(fp)});
   return out;
 }

@@ -2,10 +2,12 @@
 // (DPONE_TEST_PG_DSN). The failpoint matrix of failpoint_test.cpp, with a PostgreSQL
 // sink; and files -> PostgreSQL -> SQLite round trips through the CLI.
 #include <csignal>
+#include <cctype>
 #include <chrono>
 #include <thread>
 #include <cstdio>
 #include <random>
+#include <regex>
 #include <set>
 
 #include <fmt/format.h>
@@ -18,8 +20,13 @@ namespace {
 using namespace e2e;
 using json = nlohmann::json;
 
-std::string dump_pg(const std::string& schema, const std::string& table) {
-  return psql("SELECT * FROM " + schema + "." + table + " ORDER BY 1;");
+// The failpoint matrix's view of the target: the timestamps a run writes (soft deletes, scd2
+// validity) are its own time, so they are masked; scd2 rows ordered by key and version.
+std::string dump_items(const std::string& schema, const std::string& strategy) {
+  std::string rows = psql("SELECT * FROM " + schema + ".items ORDER BY 1" +
+                          (strategy == "scd2" ? ", __dpone__valid_from;" : ";"));
+  static const std::regex kRunTime(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00)");
+  return std::regex_replace(rows, kRunTime, "<run time>");
 }
 
 std::string csv_rows(int from, int to, const std::string& tag) {
@@ -32,12 +39,13 @@ std::string csv_rows(int from, int to, const std::string& tag) {
 void setup(const fs::path& dir, const std::string& strategy, const std::string& schema) {
   std::string mode = strategy == "full_refresh_exchange" ? "full_refresh" : strategy;
   std::string extra = strategy == "full_refresh_exchange" ? "\n        overwrite: exchange" : "";
-  if (mode == "merge") extra = "\n        unique_key: [id]";
+  if (mode == "merge" || mode == "snapshot_diff" || mode == "scd2") extra = "\n        unique_key: [id]";
   // replace: the slice is every row (day 2 replaces day 1); partition_replace: each
   // amount names a partition, so day 2 replaces the rows whose amounts it brings.
   if (mode == "replace") extra = "\n        where: \"id > 0\"";
   if (mode == "partition_replace") extra = "\n        partition_by: [amount]";
-  bool full = mode == "full_refresh";
+  // snapshot_diff and scd2 compare a full snapshot (docs/reconciliation.md).
+  bool full = mode == "full_refresh" || mode == "snapshot_diff" || mode == "scd2";
   write_file(dir / "manifest.yaml",
              "kind: dpone.batch.v1\n"
              "streams:\n"
@@ -62,6 +70,8 @@ void add_day2(const fs::path& dir, const std::string& strategy) {
   const std::string h = "id,name,amount\n";
   if (strategy.rfind("full_refresh", 0) == 0)
     write_file(dir / "landing" / "items.csv", h + csv_rows(1, 30, "v1") + csv_rows(31, 80, "v2"));
+  else if (strategy == "snapshot_diff" || strategy == "scd2")  // 1-10 deleted, 31-50 changed, 51-80 new
+    write_file(dir / "landing" / "items.csv", h + csv_rows(11, 30, "v1") + csv_rows(31, 80, "v2"));
   else if (strategy == "append")
     write_file(dir / "landing" / "day2.csv", h + csv_rows(51, 80, "v2"));
   else
@@ -87,35 +97,36 @@ TEST_P(PgFailpointKill, RerunLeavesTargetExactlyRight) {
   add_day2(ref.dir(), strategy);
   Result r2 = run_dpone(ref.dir(), {"run", "manifest.yaml"}, env);
   ASSERT_EQ(r2.exit_code, 0) << r2.all();
-  std::string expected = dump_pg(ref_schema.name(), "items");
+  std::string expected = dump_items(ref_schema.name(), strategy);
   ASSERT_NE(expected.find("80,item 80 v2,80.50"), std::string::npos) << expected;
 
   PgSchema schema;
   Scratch s;
   setup(s.dir(), strategy, schema.name());
   ASSERT_EQ(run_dpone(s.dir(), {"run", "manifest.yaml"}, env).exit_code, 0);
-  std::string after_day1 = dump_pg(schema.name(), "items");
+  std::string after_day1 = dump_items(schema.name(), strategy);
   add_day2(s.dir(), strategy);
   Result crash = run_dpone(s.dir(), {"run", "manifest.yaml", "--batch-rows", "10"},
                            with(env, {{"DPONE_FAILPOINTS", point + "=kill"}}));
   ASSERT_EQ(crash.signal, SIGKILL) << "not killed at " << point << ":\n" << crash.all();
-  std::string after_crash = dump_pg(schema.name(), "items");
+  std::string after_crash = dump_items(schema.name(), strategy);
   EXPECT_TRUE(after_crash == after_day1 || after_crash == expected)
       << "neither old nor new after kill at " << point << ":\n" << after_crash;
   Result rerun = run_dpone(s.dir(), {"run", "manifest.yaml"}, env);
   ASSERT_EQ(rerun.exit_code, 0) << rerun.all();
-  EXPECT_EQ(dump_pg(schema.name(), "items"), expected);
+  EXPECT_EQ(dump_items(schema.name(), strategy), expected);
   std::string leftovers = psql("SELECT string_agg(tablename, ' ') FROM pg_tables WHERE schemaname = '" + schema.name() +
                                "' AND (tablename LIKE '%dpone_stg%' OR tablename LIKE '%dpone_new%');");
   EXPECT_EQ(leftovers, "\\N\n") << "staging left behind: " << leftovers;
   ASSERT_EQ(run_dpone(s.dir(), {"run", "manifest.yaml"}, env).exit_code, 0);
-  EXPECT_EQ(dump_pg(schema.name(), "items"), expected);
+  EXPECT_EQ(dump_items(schema.name(), strategy), expected);
 }
 
 std::vector<Scenario> scenarios() {
   std::vector<Scenario> out;
   for (std::string strategy :
-       {"full_refresh", "full_refresh_exchange", "append", "merge", "replace", "partition_replace"})
+       {"full_refresh", "full_refresh_exchange", "append", "merge", "replace", "partition_replace", "snapshot_diff",
+        "scd2"})
     for (auto fp : dpone::kFailpoints) out.push_back({strategy, std::string(fp)});
   return out;
 }
@@ -194,15 +205,18 @@ TEST(Postgres, SinkServerKilledMidCopyThenRerunIsExact) {
              "    sink: {connector: postgres, connection: pg, schema: " + schema.name() + ", table: t, strategy: {mode: merge, unique_key: id}}\n");
   Result failed;
   std::thread run([&] { failed = run_dpone(s.dir(), {"run", "m.yaml"}, env); });
-  // Wait for the staging COPY to be under way, then kill the postmaster.
+  // Wait for the staging COPY to be under way, then kill the server as a crash would:
+  // the postmaster and the backend running the COPY (a backend alone notices its
+  // postmaster's death only when it next waits, so a fast COPY could otherwise finish).
   bool killed = false;
   for (int i = 0; i < 3000 && !killed; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    std::string n = psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %FROM STDIN%' "
-                         "AND query LIKE '%" + schema.name() + "%';");
-    if (n.rfind("1", 0) == 0) {
+    std::string backend = psql("SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY %FROM STDIN%' "
+                               "AND query LIKE '%" + schema.name() + "%' LIMIT 1;");
+    if (!backend.empty() && std::isdigit(static_cast<unsigned char>(backend[0]))) {
       pid_t pid = static_cast<pid_t>(std::stol(read_file(pidfile)));
       ASSERT_EQ(::kill(pid, SIGKILL), 0);
+      ::kill(static_cast<pid_t>(std::stol(backend)), SIGKILL);  // may be gone already
       killed = true;
     }
   }

@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "connectors/postgres/pg_state_store.hpp"
 #include "core/errors.hpp"
 
 namespace dpone {
@@ -14,6 +15,9 @@ void register_postgres_connector(ConnectorRegistry& registry) {
   factory.make_source = [](const SourceContext& context) { return make_postgres_source(context); };
   factory.make_sink = [](const SinkContext& context) { return make_postgres_sink(context); };
   registry.add(std::move(factory));
+  registry.add_state_store("postgres", [](const StateStoreContext& context) {
+    return make_postgres_state_store(context);
+  });
 }
 
 namespace pg {

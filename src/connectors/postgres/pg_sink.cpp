@@ -33,6 +33,9 @@
 #include <thread>
 
 #include "connectors/postgres/pg_connector.hpp"
+#include "connectors/postgres/pg_internal_query.hpp"
+#include "connectors/postgres/pg_state_store.hpp"
+#include "core/connector/reconcile_sql.hpp"
 #include "core/connector/sql_gates.hpp"
 #include "core/errors.hpp"
 #include "core/util/failpoint.hpp"
@@ -117,6 +120,7 @@ class PgSink : public Sink {
     schema_ = options.string("schema").value_or("public");
     if (ctx.options.is_object() && ctx.options.contains("strategy"))
       strategy_ = StrategySpec::from_json(ctx.options["strategy"]);
+    internal_query_ = pg::internal_query_option(ctx.options, where_);
   }
 
   // --- plan-time ------------------------------------------------------------------
@@ -140,6 +144,8 @@ class PgSink : public Sink {
     }
     info.exists = true;
     for (const auto& c : pg::table_columns(db, schema_, table_)) {
+      // Columns dpone maintains (soft delete, scd2, lineage) are not source columns.
+      if (is_system_column(c.name)) continue;
       auto mapped = pg::map_pg_type(c.formatted, c.category);
       if (!mapped.known && diagnostics_ && warned_.insert(c.name).second) {
         diagnostics_->warn(
@@ -156,10 +162,15 @@ class PgSink : public Sink {
 
   // COPY bytes first: a postgres source that offers them (pass-through) is staged
   // without decoding or re-encoding a single row; binary is cheaper for both servers.
+  // Before them, the internal query (pg_internal_query.hpp), which the runtime picks only
+  // when the source is on this very database.
   std::vector<ArtifactSpec> accepts() const override {
-    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyBinary},
-            ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText},
-            ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
+    std::vector<ArtifactSpec> out;
+    if (internal_query_) out.push_back(ArtifactSpec{ArtifactKind::InternalQuery});
+    out.insert(out.end(), {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyBinary},
+                           ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText},
+                           ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}});
+    return out;
   }
 
   std::vector<std::string> render_ddl(const Schema& source_schema,
@@ -176,7 +187,14 @@ class PgSink : public Sink {
                         fmt::format("{}: cannot create {} from a schema without columns", where_,
                                     target_name()));
           }
-          out.push_back(create_table_sql(qualified(table_), source_schema, true, false));
+          if (strategy_ && strategy_->mode == StrategyMode::Scd2) {
+            // A history table keeps several versions per key: no primary key on it.
+            Schema history = source_schema;
+            history.primary_key.clear();
+            out.push_back(create_table_sql(qualified(table_), history, true, false));
+          } else {
+            out.push_back(create_table_sql(qualified(table_), source_schema, true, false));
+          }
           break;
         case ChangeKind::AddColumn:
           if (!col) missing_definition(*change);
@@ -216,18 +234,41 @@ class PgSink : public Sink {
       out.push_back(fmt::format("-- full_refresh overwrite {}: {}{}", to_string(strategy.overwrite),
                                 shape.exchange ? "exchange" : "truncate_insert",
                                 shape.overwrite_reason.empty() ? "" : " (" + shape.overwrite_reason + ")"));
-      if (shape.exchange && shape.exists && direct_shape_matches(db, source_schema, {}))
+      if (shape.exchange && shape.exists && direct_shape_matches(db, source_schema, {})) {
+        auto indexes = deferred_indexes(db, qualified(staging_name()));
         out.push_back("-- direct exchange: rows are staged straight into " +
-                      qualified(staging_name()) + " (LIKE " + qualified(table_) +
-                      " INCLUDING ALL); promotion swaps names");
+                      qualified(staging_name()) + " (LIKE " + qualified(table_) + " INCLUDING ALL" +
+                      (indexes ? " EXCLUDING INDEXES" : "") + "); promotion swaps names");
+        if (indexes) {
+          out.push_back("-- indexes built after the load:");
+          for (const auto& sql : *indexes) out.push_back("--   " + sql);
+        }
+      }
     }
     out.push_back("BEGIN");
     const bool direct = shape.exchange && shape.exists && direct_shape_matches(db, source_schema, {});
-    for (const auto& step : strategy_steps(strategy, source_schema, shape, staging_name(), direct)) {
+    std::optional<ReconcilePlan> reconcile;
+    if (strategy.lineage.any())
+      out.push_back(
+          "-- lineage: the staging table gets the lineage columns (run id, the run's as-of time, "
+          "row hash) filled with one UPDATE; the strategy copies them with each row it writes");
+    if (strategy.reconciles()) {
+      reconcile = plan_reconcile(strategy, reconcile_tables(db, source_schema, staging_name()),
+                                 reconcile_dialect(), "<run timestamp>");
+      for (const auto& sql : reconcile->prepare) out.push_back(sql);
+      for (const auto& [name, sql] : reconcile->counts) out.push_back(sql);
+      out.push_back("-- delete guards judged here: a breach rolls back and applies nothing");
+    }
+    for (const auto& step :
+         strategy_steps(strategy, source_schema, shape, staging_name(), direct)) {
       if (step.kind == StepKind::PairIndexes) continue;
       out.push_back(step.kind == StepKind::RenameIndexes
                         ? "ALTER INDEX <each new index> RENAME TO <the old index's name>"
                         : step.sql);
+    }
+    if (reconcile) {
+      for (const auto& sql : reconcile->apply) out.push_back(sql);
+      for (const auto& [name, sql] : reconcile->verify) out.push_back(sql);
     }
     for (const auto& sql : receipt_sql()) out.push_back(sql);
     if (!direct) out.push_back("DROP TABLE " + qualified(staging_name()));
@@ -397,70 +438,117 @@ class PgSink : public Sink {
                                 where_, target_name(), shape.overwrite_reason),
                     "re-run: the next run stages for truncate_insert");
       }
-      std::vector<std::pair<std::string, std::string>> index_renames;
-      for (const auto& step : strategy_steps(request.strategy, request.source_schema, shape,
-                                             staged.staging_name, direct)) {
-        switch (step.kind) {
-          case StepKind::PairIndexes:
-            index_renames = pair_indexes(db, step.sql);
-            continue;
-          case StepKind::RenameIndexes:
-            for (const auto& [from, to] : index_renames) {
-              std::string sql = fmt::format("ALTER INDEX {} RENAME TO {}", qualified(from),
-                                            quote_ident(to));
-              db.exec(sql);
-              result.sql.push_back(sql);
-            }
-            continue;
-          case StepKind::Exec:
-            db.exec(step.sql);
-            break;
-          case StepKind::CountPrevious:
-            result.deleted = db.query_int64(step.sql);
-            break;
-          case StepKind::CountStaged:
-            staged_rows = db.query_int64(step.sql);
-            break;
-          case StepKind::CountInserted:
-            // The direct-exchange table holds exactly what its COPY loaded (the server's
-            // own count, checked in stage()): no second scan of it.
-            result.inserted = direct ? staged.rows : db.query_int64(step.sql);
-            break;
-          case StepKind::Delete:
-            result.deleted += db.exec(step.sql).affected();
-            break;
-          case StepKind::RowsOutsideSlice:
-            if (int64_t n = db.query_int64(step.sql); n > 0) {
-              throw Error(ErrorCode::GateFailed,
-                          fmt::format("{}: {} staged rows are outside the replace slice `where: "
-                                      "{}`; loading them would put rows outside the slice the "
-                                      "next run replaces",
-                                      where_, n, request.strategy.raw.value("where", "")),
-                          "make the source read only the slice, or widen `where`");
-            }
-            break;
-          case StepKind::PartitionCount: {
-            const int64_t max = max_partitions(request.strategy);
-            if (int64_t n = db.query_int64(step.sql); n > max) {
-              throw Error(ErrorCode::GateFailed,
-                          fmt::format("{}: the staged rows touch {} partitions of {}, more than "
-                                      "max_partitions_per_run ({})",
-                                      where_, n, target_name(), max),
-                          "raise sink.strategy.max_partitions_per_run if this is intended");
-            }
-            break;
-          }
-          case StepKind::CountUpdated:
-            result.updated = db.query_int64(step.sql);
-            result.inserted = staged_rows - result.updated;
-            break;
-          case StepKind::Insert:
-            result.inserted += db.exec(step.sql).affected();
-            break;
+      const std::string as_of =
+          request.receipt.loaded_at.empty() ? now_iso8601() : request.receipt.loaded_at;
+      // Lineage columns are filled on staging with SQL, then the strategy copies them like
+      // any staged column (core/connector/reconcile_sql.hpp, plan_lineage).
+      Schema schema = request.source_schema;
+      std::vector<Column> lineage;
+      if (request.strategy.lineage.any()) {
+        std::set<std::string> staging_columns;
+        for (const auto& c : pg::table_columns(db, schema_, staged.staging_name))
+          staging_columns.insert(c.name);
+        LineagePlan lp = plan_lineage(
+            request.strategy, reconcile_tables(db, request.source_schema, staged.staging_name),
+            staging_columns, reconcile_dialect(),
+            request.receipt.run_id.empty() ? run_id_ : request.receipt.run_id,
+            reconcile_dialect().timestamp_literal(as_of));
+        for (const auto& sql : lp.sql) {
+          db.exec(sql);
+          result.sql.push_back(sql);
         }
-        result.sql.push_back(step.sql);
+        lineage = lp.columns;
+        for (const auto& c : lineage) schema.columns.push_back(c);
+      }
+      std::vector<std::pair<std::string, std::string>> index_renames;
+      auto run_steps = [&] {
+        for (const auto& step : strategy_steps(request.strategy, schema, shape,
+                                               staged.staging_name, direct)) {
+          switch (step.kind) {
+            case StepKind::PairIndexes:
+              index_renames = pair_indexes(db, step.sql);
+              continue;
+            case StepKind::RenameIndexes:
+              for (const auto& [from, to] : index_renames) {
+                std::string sql = fmt::format("ALTER INDEX {} RENAME TO {}", qualified(from),
+                                              quote_ident(to));
+                db.exec(sql);
+                result.sql.push_back(sql);
+              }
+              continue;
+            case StepKind::Exec:
+              db.exec(step.sql);
+              break;
+            case StepKind::CountPrevious:
+              result.deleted = db.query_int64(step.sql);
+              break;
+            case StepKind::CountStaged:
+              staged_rows = db.query_int64(step.sql);
+              break;
+            case StepKind::CountInserted:
+              // The direct-exchange table holds exactly what its COPY loaded (the server's
+              // own count, checked in stage()): no second scan of it.
+              result.inserted = direct ? staged.rows : db.query_int64(step.sql);
+              break;
+            case StepKind::Delete:
+              result.deleted += db.exec(step.sql).affected();
+              break;
+            case StepKind::RowsOutsideSlice:
+              if (int64_t n = db.query_int64(step.sql); n > 0) {
+                throw Error(ErrorCode::GateFailed,
+                            fmt::format("{}: {} staged rows are outside the replace slice `where: "
+                                        "{}`; loading them would put rows outside the slice the "
+                                        "next run replaces",
+                                        where_, n, request.strategy.raw.value("where", "")),
+                            "make the source read only the slice, or widen `where`");
+              }
+              break;
+            case StepKind::PartitionCount: {
+              const int64_t max = max_partitions(request.strategy);
+              if (int64_t n = db.query_int64(step.sql); n > max) {
+                throw Error(ErrorCode::GateFailed,
+                            fmt::format("{}: the staged rows touch {} partitions of {}, more than "
+                                        "max_partitions_per_run ({})",
+                                        where_, n, target_name(), max),
+                            "raise sink.strategy.max_partitions_per_run if this is intended");
+              }
+              break;
+            }
+            case StepKind::CountUpdated:
+              result.updated = db.query_int64(step.sql);
+              result.inserted = staged_rows - result.updated;
+              break;
+            case StepKind::Insert:
+              result.inserted += db.exec(step.sql).affected();
+              break;
+          }
+          result.sql.push_back(step.sql);
+        }
+      };
+      if (request.strategy.reconciles()) {
+        // snapshot_diff, scd2, merge + key_snapshot (core/connector/reconcile_sql.hpp):
+        // counts and delete guards before any row changes, in this transaction.
+        ReconcileTables tables = reconcile_tables(db, request.source_schema, staged.staging_name);
+        tables.copied = lineage;
+        ReconcilePlan plan = plan_reconcile(request.strategy, tables, reconcile_dialect(),
+                                            reconcile_dialect().timestamp_literal(as_of));
+        struct Runner : ReconcileRunner {
+          PgConnection& db;
+          explicit Runner(PgConnection& d) : db(d) {}
+          void exec(const std::string& sql) override { db.exec(sql); }
+          int64_t count(const std::string& sql) override { return db.query_int64(sql); }
+        } runner(db);
+        std::function<void()> merge;
+        if (request.strategy.mode == StrategyMode::Merge) merge = run_steps;
+        run_reconcile(plan, request.strategy, runner, merge, where_, target_name(), as_of, result);
+      } else {
+        run_steps();
       }
       write_receipt(db, request.receipt, result.sql);
+      // State in this database commits with the data (pg_state_store.hpp).
+      if (request.state_commit)
+        result.state_committed =
+            pg::commit_state_with_data(db, connection_, *request.state_commit, result.sql);
       if (!direct) {  // a direct exchange's staging table has become the target
         std::string drop = "DROP TABLE " + qualified(staged.staging_name);
         db.exec(drop);
@@ -474,7 +562,7 @@ class PgSink : public Sink {
       if (txn) txn->rollback();
       const auto* err = dynamic_cast<const Error*>(&e);
       if (err && (err->code() == ErrorCode::FailpointTriggered ||
-                  err->code() == ErrorCode::GateFailed))
+                  err->code() == ErrorCode::GateFailed || err->code() == ErrorCode::StateConflict))
         throw;
       throw Error(
           ErrorCode::PromoteFailed,
@@ -545,8 +633,9 @@ class PgSink : public Sink {
     } else {
       in_memory = std::get_if<InMemoryRows>(&artifact);
     }
+    const InternalQuery* internal = std::get_if<InternalQuery>(&artifact);
     const bool binary = format == WireFormat::PgCopyBinary;
-    if ((!reader && !in_memory && !copy_bytes && !parts) ||
+    if ((!reader && !in_memory && !copy_bytes && !parts && !internal) ||
         (binary && wire_types.size() != source_schema.columns.size())) {
       throw Error(ErrorCode::Internal,
                   fmt::format("{} cannot stage {}: it accepts streaming_rows/pg_copy_binary (with "
@@ -563,9 +652,13 @@ class PgSink : public Sink {
       TargetShape shape = target_shape(db, *strategy_);
       direct = shape.exists && shape.exchange && direct_shape_matches(db, source_schema, wire_types);
     }
+    // A direct exchange builds the target's indexes after the load when it can
+    // (deferred_indexes): the table is created without them.
+    std::optional<std::vector<std::string>> index_sql;
     if (direct) {
-      db.exec(fmt::format("CREATE TABLE {} (LIKE {} INCLUDING ALL)", qualified(stg),
-                          qualified(table_)));
+      index_sql = deferred_indexes(db, qualified(stg));
+      db.exec(fmt::format("CREATE TABLE {} (LIKE {} INCLUDING ALL{})", qualified(stg),
+                          qualified(table_), index_sql ? " EXCLUDING INDEXES" : ""));
     } else if (binary) {
       std::vector<std::string> defs;
       for (size_t i = 0; i < wire_types.size(); ++i)
@@ -579,12 +672,30 @@ class PgSink : public Sink {
                                              binary ? " (FORMAT binary)" : "");
     StagedLoad staged;
     staged.staging_name = stg;
+    // Every way of loading ends here: the deferred indexes, statistics, what was done.
+    auto loaded = [&](nlohmann::json details) {
+      build_indexes(db, index_sql);
+      db.exec("ANALYZE " + qualified(stg));
+      details["target"] = db.target();
+      details["schema"] = schema_;
+      details["table"] = stg;
+      details["direct"] = direct;
+      if (index_sql) details["indexes_built_after_load"] = index_sql->size();
+      staged.details = std::move(details);
+      return staged;
+    };
+    if (internal) {  // INSERT ... SELECT on the server: no row passes through dpone
+      auto done = pg::stage_internal_query(db, *internal, schema_, stg, source_schema);
+      staged.rows = done.rows;
+      if (on_progress_) on_progress_(staged.rows, 0);
+      return loaded({{"format", "internal_query"},
+                     {"rows_through_client", 0},
+                     {"snapshot", !internal->snapshot.empty()},
+                     {"sql", done.sql}});
+    }
     if (parts) {
       load_parts(*parts, copy_sql, binary, staged);
-      db.exec("ANALYZE " + qualified(stg));
-      staged.details = {{"target", db.target()}, {"schema", schema_},       {"table", stg},
-                        {"format", to_string(format)}, {"direct", direct}, {"parts", parts->size()}};
-      return staged;
+      return loaded({{"format", to_string(format)}, {"parts", parts->size()}});
     }
     db.copy_in_start(copy_sql);
     try {
@@ -597,20 +708,14 @@ class PgSink : public Sink {
       db.copy_in_abort();
       throw;
     }
-    const int64_t loaded = db.copy_in_end();
-    if (loaded != staged.rows) {
+    const int64_t copied = db.copy_in_end();
+    if (copied != staged.rows) {
       throw Error(ErrorCode::StageFailed,
                   fmt::format("{}: COPY into {} loaded {} rows, but dpone sent {}", where_,
-                              qualified(stg), loaded, staged.rows),
+                              qualified(stg), copied, staged.rows),
                   "this is a bug in dpone's COPY stream: please report it with the run record");
     }
-    db.exec("ANALYZE " + qualified(stg));
-    staged.details = {{"target", db.target()},
-                      {"schema", schema_},
-                      {"table", stg},
-                      {"format", to_string(format)},
-                      {"direct", direct}};
-    return staged;
+    return loaded({{"format", to_string(format)}});
   }
 
   void write_batches(BatchReader* reader, InMemoryRows* in_memory, const Schema& source_schema,
@@ -916,6 +1021,53 @@ class PgSink : public Sink {
     return out;
   }
 
+  // Indexes after the load, in pg_restore's order: a COPY into a table without indexes
+  // followed by one sorted build per index is about 30% faster than maintaining every
+  // index row by row (measured: bench/pg_to_pg, and 2M rows with a bigint primary key:
+  // 7.35 s -> 5.21 s). Returns the statements that give `stg` (qualified) the target's
+  // indexes: constraint-backed ones (PRIMARY KEY, UNIQUE, EXCLUDE) as constraints, the
+  // others from pg_get_indexdef with the name left to the server (promote restores the
+  // target's index names after the swap, as for every exchange). nullopt when an index
+  // has something a rebuilt one would lose (a comment, CLUSTER or replica-identity mark,
+  // an invalid build) or a definition of an unexpected shape: the caller then creates
+  // the staging table with its indexes (LIKE ... INCLUDING ALL), as before.
+  std::optional<std::vector<std::string>> deferred_indexes(PgConnection& db,
+                                                           const std::string& stg) {
+    PgResult r = db.exec_params(
+        "SELECT (con.oid IS NOT NULL)::text, coalesce(pg_get_constraintdef(con.oid), ''), "
+        "pg_get_indexdef(i.indexrelid), 'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' "
+        "ELSE '' END || 'INDEX ' || quote_ident(ic.relname) || ' ON ' || quote_ident(n.nspname) "
+        "|| '.' || quote_ident(c.relname) || ' USING ', "
+        "(obj_description(i.indexrelid, 'pg_class') IS NULL AND (con.oid IS NULL OR "
+        "obj_description(con.oid, 'pg_constraint') IS NULL) AND i.indisvalid AND "
+        "NOT i.indisclustered AND NOT i.indisreplident)::text "
+        "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+        "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = c.oid "
+        "AND con.contype IN ('p', 'u', 'x') "
+        "WHERE i.indrelid = $1::regclass ORDER BY i.indexrelid",
+        {qualified(table_)});
+    std::vector<std::string> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      if (r.value(i, 4) != "true") return std::nullopt;
+      if (r.value(i, 0) == "true") {
+        out.push_back(fmt::format("ALTER TABLE {} ADD {}", stg, r.value(i, 1)));
+        continue;
+      }
+      std::string_view def = r.value(i, 2), prefix = r.value(i, 3);
+      if (def.substr(0, prefix.size()) != prefix) return std::nullopt;
+      out.push_back(fmt::format("CREATE {}INDEX ON {} USING {}",
+                                def.substr(0, 14) == "CREATE UNIQUE " ? "UNIQUE " : "", stg,
+                                def.substr(prefix.size())));
+    }
+    return out;
+  }
+
+  void build_indexes(PgConnection& db, const std::optional<std::vector<std::string>>& sql) {
+    if (!sql) return;
+    for (const auto& s : *sql) db.exec(s);
+  }
+
   // A direct exchange needs the target to have exactly the stream's columns with the
   // same logical types (no evolution to apply) and, for binary COPY, the same server
   // types as the source sends.
@@ -1140,13 +1292,56 @@ class PgSink : public Sink {
         steps.push_back({StepKind::Insert, insert_all});
         break;
       }
+      case StrategyMode::SnapshotDiff:
+      case StrategyMode::Scd2:
+        // All their SQL comes from plan_reconcile (core/connector/reconcile_sql).
+        check_keys(strategy.unique_key, source_schema, to_string(strategy.mode).c_str());
+        break;
       default:
         throw Error(ErrorCode::ConfigBadValue,
                     fmt::format("{}: the postgres sink does not support the strategy '{}'", where_,
                                 to_string(strategy.mode)),
-                    "use full_refresh, append, merge, replace or partition_replace");
+                    "use full_refresh, append, merge, replace, partition_replace, snapshot_diff or scd2");
     }
     return steps;
+  }
+
+  // --- reconciliation (snapshot_diff, scd2, key_snapshot) -----------------------------
+
+  // The target's columns as they are now (none yet: the source's, as CreateTable makes them).
+  ReconcileTables reconcile_tables(PgConnection& db, const Schema& source_schema,
+                                   const std::string& staging) const {
+    ReconcileTables t;
+    t.target = qualified(table_);
+    t.staging = qualified(staging);
+    t.columns = source_schema.columns;
+    for (const auto& c : pg::table_columns(db, schema_, table_)) t.target_columns.insert(c.name);
+    if (t.target_columns.empty())
+      for (const auto& c : source_schema.columns) t.target_columns.insert(c.name);
+    return t;
+  }
+
+  static ReconcileDialect reconcile_dialect() {
+    ReconcileDialect d;
+    d.quote_ident = [](const std::string& n) { return quote_ident(n); };
+    // Every type's text output is exact (floats: shortest round-trip since PostgreSQL 12).
+    d.value_text = [](const std::string& c, const LogicalType&) { return "(" + c + ")::text"; };
+    d.hash_text = [](const std::string& text) { return "left(md5(" + text + "), 16)"; };
+    d.timestamp_literal = [](const std::string& iso) {
+      return pg::quote_literal(iso) + "::timestamptz";
+    };
+    d.timestamp_type = "timestamptz";
+    d.bool_type = "boolean";
+    d.text_type = "text";
+    d.true_literal = "true";
+    d.false_literal = "false";
+    // The first 60 bits of each row hash summed modulo 2^60: exact (numeric sum), and the
+    // same number as SQLite's dpone_hash_sum.
+    d.hash_sum = [](const std::string& hash) {
+      return "coalesce((sum(('x' || substr(" + hash +
+             ", 1, 15))::bit(60)::bigint) % 1152921504606846976)::bigint, 0)";
+    };
+    return d;
   }
 
   // partition_replace: `partition_by` (a column or a list), else the target's declarative
@@ -1223,6 +1418,7 @@ class PgSink : public Sink {
   std::function<void(int64_t, int64_t)> on_progress_;
   std::string where_;
   ResolvedConnection connection_;
+  bool internal_query_ = true;  // option internal_query (default true)
   std::string table_;
   std::string schema_;
   std::unique_ptr<PgConnection> conn_;

@@ -28,6 +28,7 @@
 #include <set>
 
 #include "connectors/postgres/pg_connector.hpp"
+#include "connectors/postgres/pg_internal_query.hpp"
 #include "core/errors.hpp"
 
 namespace dpone {
@@ -275,6 +276,7 @@ class PgSource : public Source {
                   "name the table with `table:` or use incremental: cursor");
     }
     object_ = table_.empty() ? std::string("query") : schema_name_ + "." + table_;
+    internal_query_ = pg::internal_query_option(ctx.options, where_);
   }
 
   Window plan_window(const nlohmann::json& position) override {
@@ -378,6 +380,12 @@ class PgSource : public Source {
     const ArtifactSpec batches{ArtifactKind::StreamingRows, WireFormat::RecordBatch};
     if (!schema_) return {batches};
     std::vector<ArtifactSpec> out;
+    // Internal query (pg_internal_query.hpp): the same values as the pg_copy_text path,
+    // so offered under the same rule; taken only for a sink on this very database.
+    if (internal_query_ &&
+        std::all_of(columns_.begin(), columns_.end(),
+                    [](const SourceColumn& c) { return pg::copy_text_passes_through(c.pg); }))
+      out.push_back({ArtifactKind::InternalQuery});
     if (std::all_of(columns_.begin(), columns_.end(),
                     [](const SourceColumn& c) { return pg::copy_binary_passes_through(c.pg); }))
       out.push_back({ArtifactKind::StreamingRows, WireFormat::PgCopyBinary});
@@ -405,7 +413,8 @@ class PgSource : public Source {
     if (binary) {
       for (const auto& c : columns_) out.wire_types.push_back(binary_wire_type(c.pg));
     }
-    if (window.empty) {
+    const bool internal = spec.kind == ArtifactKind::InternalQuery;
+    if (window.empty && !internal) {
       if (xmin_txn_) {
         conn_->exec("COMMIT");
         xmin_txn_ = false;
@@ -438,6 +447,7 @@ class PgSource : public Source {
     } else if (mode_ == Mode::Xmin && !window.low.is_null()) {
       select += " WHERE " + xmin_predicate(window);
     }
+    if (internal) return internal_query(window.empty ? select + " LIMIT 0" : select);
     const std::string copy_options = binary ? " (FORMAT binary)" : "";
     const bool has_where = select.find(" WHERE ") != std::string::npos &&
                            (mode_ == Mode::Cursor || (mode_ == Mode::Xmin && !window.low.is_null()));
@@ -482,6 +492,28 @@ class PgSource : public Source {
   }
 
  private:
+  // The extraction query as an InternalQuery artifact. An open xmin snapshot is exported
+  // and held by the artifact, so the sink's INSERT ... SELECT reads exactly the rows the
+  // window was planned on (as the COPY reader would).
+  Artifact internal_query(const std::string& select) {
+    if (parallel_ > 1 && diagnostics_) {
+      diagnostics_->warn(fmt::format(
+          "{}: parallel: {} is not used: the sink runs the read on the server as one "
+          "INSERT ... SELECT (internal query); set internal_query: false to read in parallel",
+          where_, parallel_));
+    }
+    InternalQuery q;
+    q.connection_identity = connection_identity(connection_);
+    q.sql = select;
+    for (const auto& c : columns_) q.column_types.push_back(c.pg.as_json ? "json" : c.pg.pg_name);
+    if (xmin_txn_) {
+      q.snapshot = handle().query_value("SELECT pg_export_snapshot()").value_or("");
+      q.snapshot_holder = std::shared_ptr<PgConnection>(std::move(conn_));
+      xmin_txn_ = false;
+    }
+    return q;
+  }
+
   // parallel: N (README.md "Parallel reads"): one snapshot exported from this source's
   // connection (the xmin snapshot when there is one), N worker connections that import it
   // before the exporter commits, each reading one range with its own COPY. The workers
@@ -786,6 +818,7 @@ class PgSource : public Source {
   Diagnostics* diagnostics_;
   std::string where_;
   ResolvedConnection connection_;
+  bool internal_query_ = true;  // option internal_query (default true)
   std::string table_;
   std::string query_;
   std::string schema_name_;

@@ -19,6 +19,7 @@
 
 #include "connectors/sqlite/sqlite_connector.hpp"
 #include "connectors/sqlite/sqlite_types.hpp"
+#include "core/connector/reconcile_sql.hpp"
 #include "core/connector/sql_gates.hpp"
 #include "core/errors.hpp"
 #include "core/state/sqlite_handle.hpp"
@@ -165,6 +166,9 @@ class SqliteSink : public Sink {
     }
     table_ = *table;
     schema_ = options.string("schema").value_or("main");
+    // scd2 keeps several versions per key: its target gets no primary key on the key.
+    if (ctx.options.is_object() && ctx.options.contains("strategy") && ctx.options["strategy"].is_object())
+      history_table_ = ctx.options["strategy"].value("mode", "") == "scd2";
   }
 
   // --- plan-time ------------------------------------------------------------------
@@ -182,6 +186,9 @@ class SqliteSink : public Sink {
       check_not_view(*db);
       return info;
     }
+    // Columns dpone maintains (soft delete, scd2, lineage) are not source columns.
+    cols.erase(std::remove_if(cols.begin(), cols.end(), [](const TableColumn& c) { return is_system_column(c.name); }),
+               cols.end());
     info.exists = true;
     info.schema = schema_of(cols);
     info.rows = db->query_int64("SELECT count(*) FROM " + qualified(table_));
@@ -208,7 +215,13 @@ class SqliteSink : public Sink {
                         fmt::format("{}: cannot create {} from a schema without columns", where_,
                                     target_name()));
           }
-          out.push_back(create_table_sql(qualified(table_), source_schema, true));
+          if (history_table_) {
+            Schema history = source_schema;
+            history.primary_key.clear();
+            out.push_back(create_table_sql(qualified(table_), history, true));
+          } else {
+            out.push_back(create_table_sql(qualified(table_), source_schema, true));
+          }
           break;
         case ChangeKind::AddColumn: {
           const Column* col = change->to ? &*change->to : nullptr;
@@ -315,8 +328,24 @@ class SqliteSink : public Sink {
       shape = shape_from_schema(source_schema, strategy);
     }
     std::vector<std::string> out = {"BEGIN IMMEDIATE"};
+    std::optional<ReconcilePlan> reconcile;
+    if (strategy.lineage.any())
+      out.push_back(
+          "-- lineage: the staging table gets the lineage columns (run id, the run's as-of time, "
+          "row hash) filled with one UPDATE; the strategy copies them with each row it writes");
+    if (strategy.reconciles()) {
+      reconcile = plan_reconcile(strategy, reconcile_tables(shape, source_schema, staging_name()),
+                                 reconcile_dialect(), "<run timestamp>");
+      for (const auto& sql : reconcile->prepare) out.push_back(sql);
+      for (const auto& [name, sql] : reconcile->counts) out.push_back(sql);
+      out.push_back("-- delete guards judged here: a breach rolls back and applies nothing");
+    }
     for (const auto& step : strategy_steps(strategy, source_schema, shape, staging_name()))
       out.push_back(step.sql);
+    if (reconcile) {
+      for (const auto& sql : reconcile->apply) out.push_back(sql);
+      for (const auto& [name, sql] : reconcile->verify) out.push_back(sql);
+    }
     for (const auto& sql : receipt_sql()) out.push_back(sql);
     out.push_back("DROP TABLE " + qualified(staging_name()));
     out.push_back("COMMIT");
@@ -565,29 +594,75 @@ class SqliteSink : public Sink {
                                 "was planned",
                                 where_, target_name()));
       }
-      int64_t staged_rows = 0;
-      for (const auto& step :
-           strategy_steps(request.strategy, request.source_schema, shape, staged.staging_name)) {
-        switch (step.kind) {
-          case StepKind::Exec:
-            db.exec(step.sql);
-            break;
-          case StepKind::CountPrevious:
-            result.deleted = db.query_int64(step.sql).value_or(0);
-            break;
-          case StepKind::CountStaged:
-            staged_rows = db.query_int64(step.sql).value_or(0);
-            break;
-          case StepKind::CountUpdated:
-            result.updated = db.query_int64(step.sql).value_or(0);
-            result.inserted = staged_rows - result.updated;
-            break;
-          case StepKind::Insert:
-            db.exec(step.sql);
-            result.inserted += db.changes();
-            break;
+      const std::string as_of =
+          request.receipt.loaded_at.empty() ? now_iso8601() : request.receipt.loaded_at;
+      // Lineage columns are filled on staging with SQL, then the strategy copies them like
+      // any staged column (core/connector/reconcile_sql.hpp, plan_lineage).
+      Schema schema = request.source_schema;
+      std::vector<Column> lineage;
+      if (request.strategy.lineage.any()) {
+        register_sqlite_reconcile_functions(db.get());
+        std::set<std::string> staging_columns;
+        for (const auto& c : table_info(db, staged.staging_name)) staging_columns.insert(c.name);
+        LineagePlan lp = plan_lineage(
+            request.strategy, reconcile_tables(shape, request.source_schema, staged.staging_name),
+            staging_columns, reconcile_dialect(),
+            request.receipt.run_id.empty() ? run_id_ : request.receipt.run_id,
+            quote_literal(as_of));
+        for (const auto& sql : lp.sql) {
+          db.exec(sql);
+          result.sql.push_back(sql);
         }
-        result.sql.push_back(step.sql);
+        lineage = lp.columns;
+        for (const auto& c : lineage) schema.columns.push_back(c);
+        shape = target_shape(db, request.strategy);
+      }
+      int64_t staged_rows = 0;
+      auto run_steps = [&] {
+        for (const auto& step :
+             strategy_steps(request.strategy, schema, shape, staged.staging_name)) {
+          switch (step.kind) {
+            case StepKind::Exec:
+              db.exec(step.sql);
+              break;
+            case StepKind::CountPrevious:
+              result.deleted = db.query_int64(step.sql).value_or(0);
+              break;
+            case StepKind::CountStaged:
+              staged_rows = db.query_int64(step.sql).value_or(0);
+              break;
+            case StepKind::CountUpdated:
+              result.updated = db.query_int64(step.sql).value_or(0);
+              result.inserted = staged_rows - result.updated;
+              break;
+            case StepKind::Insert:
+              db.exec(step.sql);
+              result.inserted += db.changes();
+              break;
+          }
+          result.sql.push_back(step.sql);
+        }
+      };
+      if (request.strategy.reconciles()) {
+        // snapshot_diff, scd2, merge + key_snapshot (core/connector/reconcile_sql.hpp):
+        // counts and delete guards before any row changes, in this transaction.
+        register_sqlite_reconcile_functions(db.get());
+        ReconcileTables tables =
+            reconcile_tables(shape, request.source_schema, staged.staging_name);
+        tables.copied = lineage;
+        ReconcilePlan plan =
+            plan_reconcile(request.strategy, tables, reconcile_dialect(), quote_literal(as_of));
+        struct Runner : ReconcileRunner {
+          SqliteDb& db;
+          explicit Runner(SqliteDb& d) : db(d) {}
+          void exec(const std::string& sql) override { db.exec(sql); }
+          int64_t count(const std::string& sql) override { return db.query_int64(sql).value_or(0); }
+        } runner(db);
+        std::function<void()> merge;
+        if (request.strategy.mode == StrategyMode::Merge) merge = run_steps;
+        run_reconcile(plan, request.strategy, runner, merge, where_, target_name(), as_of, result);
+      } else {
+        run_steps();
       }
       write_receipt(db, request.receipt, result.sql);
       std::string drop = "DROP TABLE " + qualified(staged.staging_name);
@@ -602,8 +677,11 @@ class SqliteSink : public Sink {
       // A failed exchange may have left the rename flag on for this connection.
       sqlite3_exec(db.get(), "PRAGMA legacy_alter_table = OFF", nullptr, nullptr, nullptr);
       const auto* err = dynamic_cast<const Error*>(&e);
-      // A test-armed failpoint keeps its own code, so crash tests can tell it apart.
-      if (err && err->code() == ErrorCode::FailpointTriggered) throw;
+      // A test-armed failpoint keeps its own code, so crash tests can tell it apart; a
+      // delete guard (reconcile_sql) keeps GATE_FAILED: nothing was applied.
+      if (err &&
+          (err->code() == ErrorCode::FailpointTriggered || err->code() == ErrorCode::GateFailed))
+        throw;
       throw Error(
           ErrorCode::PromoteFailed,
           fmt::format("{}: promotion into {} failed and was rolled back (target, "
@@ -984,13 +1062,51 @@ class SqliteSink : public Sink {
         }
         break;
       }
+      case StrategyMode::SnapshotDiff:
+      case StrategyMode::Scd2:
+        // All their SQL comes from plan_reconcile (core/connector/reconcile_sql).
+        check_keys(strategy.unique_key, source_schema, to_string(strategy.mode).c_str());
+        break;
       default:
         throw Error(ErrorCode::ConfigBadValue,
                     fmt::format("{}: the sqlite sink does not support the strategy '{}'", where_,
                                 to_string(strategy.mode)),
-                    "use full_refresh, append or merge");
+                    "use full_refresh, append, merge, snapshot_diff or scd2");
     }
     return steps;
+  }
+
+  // --- reconciliation (snapshot_diff, scd2, key_snapshot) -----------------------------
+
+  ReconcileTables reconcile_tables(const TargetShape& shape, const Schema& source_schema,
+                                   const std::string& staging) const {
+    ReconcileTables t;
+    t.target = qualified(table_);
+    t.staging = qualified(staging);
+    t.columns = source_schema.columns;
+    for (const auto& c : shape.columns) t.target_columns.insert(c.name);
+    return t;
+  }
+
+  static ReconcileDialect reconcile_dialect() {
+    ReconcileDialect d;
+    d.quote_ident = [](const std::string& n) { return quote_ident(n); };
+    // quote() tells storage classes apart ('1' vs 1) and is exact but for floats, which
+    // get all 17 significant digits.
+    d.value_text = [](const std::string& c, const LogicalType& t) {
+      if (t.id == TypeId::Float32 || t.id == TypeId::Float64) return "printf('%!.17g', " + c + ")";
+      return "quote(" + c + ")";
+    };
+    d.hash_text = [](const std::string& text) { return "dpone_row_hash(" + text + ")"; };
+    d.timestamp_literal = [](const std::string& iso) { return quote_literal(iso); };
+    d.timestamp_type = sqlite::declared_type(LogicalType::timestamp(3, true));
+    d.bool_type = sqlite::declared_type(LogicalType::of(TypeId::Bool));
+    d.text_type = "TEXT";
+    d.true_literal = "1";
+    d.false_literal = "0";
+    // Registered with dpone_row_hash (register_sqlite_reconcile_functions).
+    d.hash_sum = [](const std::string& hash) { return "dpone_hash_sum(" + hash + ")"; };
+    return d;
   }
 
   std::vector<std::string> receipt_sql() const {
@@ -1044,6 +1160,7 @@ class SqliteSink : public Sink {
   std::optional<SqliteDb> db_;
   bool wal_ = false;
   std::set<std::string> warned_;
+  bool history_table_ = false;  // strategy scd2
 };
 
 }  // namespace

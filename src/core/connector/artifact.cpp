@@ -26,6 +26,8 @@ std::string to_string(WireFormat format) {
 }
 
 std::string ArtifactSpec::to_string() const {
+  // An internal query carries no bytes and no rows, so it has no wire format.
+  if (kind == ArtifactKind::InternalQuery) return dpone::to_string(kind);
   return dpone::to_string(kind) + "/" + dpone::to_string(format);
 }
 

@@ -81,10 +81,22 @@ struct PartitionedFileExport {
   std::vector<FileExport> parts;
 };
 
-// SQL the sink runs on its own server (same connection identity as the source).
+// SQL the sink runs on its own server (same connection identity as the source): the
+// source's extraction query (columns, window predicate), which the sink wraps as
+// INSERT INTO <staging> SELECT ... so no row passes through dpone. Offered by a source
+// and accepted by a sink as ArtifactSpec{InternalQuery}; the runtime picks it only when
+// both connections have the same connection_identity() (runtime/negotiation.hpp).
 struct InternalQuery {
   std::string connection_identity;
   std::string sql;
+  // The server type of each result column of `sql`, in the order of the source schema
+  // (e.g. "numeric(12,2)"), so the sink can tell where a value needs converting.
+  std::vector<std::string> column_types;
+  // A snapshot the query must read (the source's window was planned in it, e.g. xmin):
+  // the sink imports it (SET TRANSACTION SNAPSHOT) before running `sql`. Empty: none.
+  std::string snapshot;
+  // Keeps the transaction that exported `snapshot` open while the artifact lives.
+  std::shared_ptr<void> snapshot_holder;
 };
 
 using Artifact =

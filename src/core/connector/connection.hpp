@@ -42,6 +42,18 @@ struct ResolvedConnection {
   }
 };
 
+// Which database a connection reaches, as the same role: "<user>@<host>:<port>/<dbname>"
+// from its fields (an absent field is empty; no secret is part of it). Two connections
+// with equal, non-empty identities and the same type reach the same database as the same
+// user, so one may run SQL that reads the other's tables (InternalQuery) or write the
+// other's state in its own transaction. Literal comparison: "localhost" and "127.0.0.1"
+// are different identities (conservative: the fast path is then simply not taken).
+inline std::string connection_identity(const ResolvedConnection& c) {
+  auto f = [&](const char* k) { return c.get(k).value_or(""); };
+  if (f("host").empty() && f("dbname").empty() && f("port").empty()) return "";
+  return c.type + ":" + f("user") + "@" + f("host") + ":" + f("port") + "/" + f("dbname");
+}
+
 // Field names whose values are secrets wherever they appear.
 bool is_secret_field(const std::string& field);
 

@@ -5,6 +5,7 @@
 // index at build time), so listing and validating never open a module.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -12,17 +13,36 @@
 
 #include "core/connector/sink.hpp"
 #include "core/connector/source.hpp"
+#include "core/state/state_store.hpp"
 
 namespace dpone {
 
 // Bumped whenever a contract header changes in a way that breaks modules.
-inline constexpr int kModuleAbiVersion = 2;  // 2: TargetInfo.server, capabilities
+// 2: TargetInfo.server, capabilities; 3: state stores in modules, state commits in
+// the promotion transaction, InternalQuery details.
+inline constexpr int kModuleAbiVersion = 3;
+
+// What a module's state store factory gets: the stream's `state:` map and the
+// connection it names (`state.connection`, resolved; null when it names none).
+struct StateStoreContext {
+  nlohmann::json options;
+  const ResolvedConnection* connection = nullptr;
+  std::filesystem::path base_dir;
+  // false: read-only commands (plan, state list/show/history, doctor): return nullptr
+  // when the store does not exist yet instead of creating it.
+  bool create = true;
+};
 
 struct ConnectorFactory {
   std::string name;
   std::function<std::unique_ptr<Source>(const SourceContext&)> make_source;  // empty: no source
   std::function<std::unique_ptr<Sink>(const SinkContext&)> make_sink;        // empty: no sink
 };
+
+// A state store of `state: {type: <name>, ...}`, registered by the module named <name>
+// next to its connector (ConnectorRegistry::add_state_store). The store may outlive the
+// context (it copies what it keeps) but not the module.
+using StateStoreFactory = std::function<std::unique_ptr<StateStore>(const StateStoreContext&)>;
 
 class ConnectorRegistry {
  public:
@@ -31,9 +51,18 @@ class ConnectorRegistry {
     auto it = factories_.find(name);
     return it == factories_.end() ? nullptr : &it->second;
   }
+  void add_state_store(const std::string& name, StateStoreFactory factory) {
+    state_stores_[name] = std::move(factory);
+  }
+  // nullptr when no loaded module provides a state store of that type.
+  const StateStoreFactory* find_state_store(const std::string& name) const {
+    auto it = state_stores_.find(name);
+    return it == state_stores_.end() ? nullptr : &it->second;
+  }
 
  private:
   std::map<std::string, ConnectorFactory> factories_;
+  std::map<std::string, StateStoreFactory> state_stores_;
 };
 
 }  // namespace dpone

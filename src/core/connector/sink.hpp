@@ -12,8 +12,12 @@
 //   - abort() removes the staging object; it must not throw.
 //   - stage() that throws has removed whatever staging it created (the runtime has no
 //     StagedLoad to abort in that case).
-//   - A sink never writes dpone state: it writes load receipts, which the runtime reads
-//     back with latest_receipt() to recover from a crash between promote and state commit.
+//   - A sink never writes dpone state on its own: it writes load receipts, which the
+//     runtime reads back with latest_receipt() to recover from a crash between promote
+//     and state commit. The one exception is PromoteRequest::state_commit: when the
+//     state store lives in the sink's own database, the runtime asks the sink to run
+//     that compare-and-set commit inside the promotion transaction, and the sink says
+//     in PromoteResult::state_committed that it did (docs/reliability.md).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +34,7 @@
 #include "core/connector/diagnostics.hpp"
 #include "core/connector/strategy.hpp"
 #include "core/evolution/schema_diff.hpp"
+#include "core/state/state_store.hpp"
 #include "core/types.hpp"
 
 namespace dpone {
@@ -101,14 +106,27 @@ struct PromoteRequest {
   std::vector<const SchemaChange*> changes;  // evolution to apply before the strategy
   Schema source_schema;
   LoadReceipt receipt;
+  // Set by the runtime when the state store can be written by a sink
+  // (StateStore::transactional_target()). A sink whose database has that identity runs
+  // the commit inside the promotion transaction (a revision conflict rolls the whole
+  // promotion back with StateConflict) and sets PromoteResult::state_committed; any
+  // other sink ignores it, and the runtime commits after promotion as usual.
+  std::optional<StateCommitRequest> state_commit;
 };
 
 struct PromoteResult {
   int64_t inserted = 0;
   int64_t updated = 0;
   int64_t deleted = 0;
+  // Strategies that reconcile (StrategySpec::reconciles()): counters inserted, updated,
+  // unchanged, deleted, reactivated; the delete policy, guards and the as-of time written
+  // into system columns (docs/reconciliation.md). Null for the other strategies.
+  nlohmann::json reconciliation;
   bool atomic = false;             // DDL + data + receipt committed together
   std::vector<std::string> sql;    // statements executed, in order
+  // The state as committed with the data (request.state_commit done in the promotion
+  // transaction); nullopt when the sink did not commit state.
+  std::optional<StreamState> state_committed;
 };
 
 class Sink {

@@ -1,5 +1,7 @@
 #include "core/evolution/schema_diff.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace dpone {
@@ -244,6 +246,161 @@ SchemaDiff compare_schemas(const Schema& source, const std::optional<Schema>& ta
     diff.changes.push_back(c);
   }
   return diff;
+}
+
+namespace {
+
+std::string quote_part(const std::string& part) {
+  std::string out = "\"";
+  for (char ch : part) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
+// "schema.table" -> "schema"."table" (the first dot separates the schema).
+std::string quoted_target(const std::string& name) {
+  const auto dot = name.find('.');
+  if (dot == std::string::npos) return quote_part(name);
+  return quote_part(name.substr(0, dot)) + "." + quote_part(name.substr(dot + 1));
+}
+
+// The sink's DDL for `change`, or nothing when the sink cannot render it.
+std::vector<std::string> rendered(const DdlRenderer& render, const SchemaChange& change) {
+  if (!render) return {};
+  try {
+    return render(change);
+  } catch (const std::exception&) {
+    return {};  // the dialect has no in-place DDL for it: the alternative says what to do
+  }
+}
+
+// A change of the target column to the source's type (a widening for the sink's renderer).
+SchemaChange retype(const SchemaChange& c) {
+  SchemaChange w = c;
+  w.kind = ChangeKind::WidenType;
+  w.safe = true;
+  return w;
+}
+
+}  // namespace
+
+Resolution resolve_unsafe(const SchemaChange& c, const std::string& target_name,
+                          EvolutionPolicy policy, OnTypeChange on_type_change,
+                          const DdlRenderer& render) {
+  Resolution r;
+  const std::string t = quoted_target(target_name);
+  const std::string col = quote_part(c.column);
+  const std::string rebuild =
+      "this target cannot change a column's type or constraints in place: rebuild the table "
+      "(rename or drop it; the next run creates it from the source)";
+  switch (c.kind) {
+    case ChangeKind::AddColumn: {
+      SchemaChange add = c;
+      add.safe = true;
+      if (add.to) add.to->nullable = true;
+      r.ddl = rendered(render, add);
+      if (r.ddl.empty() && c.to)
+        r.ddl.push_back(
+            fmt::format("ALTER TABLE {} ADD COLUMN {} {}", t, col, c.to->type.to_string()));
+      if (c.to && !c.to->nullable)
+        r.alternative =
+            "the column is added nullable (existing rows have no value); fill it, or "
+            "make the source column nullable";
+      else if (policy == EvolutionPolicy::Strict)
+        r.alternative =
+            "set schema_evolution.policy: additive (new nullable columns are added "
+            "automatically)";
+      break;
+    }
+    case ChangeKind::WidenType:
+      r.ddl = rendered(render, retype(c));
+      r.alternative =
+          "set schema_evolution.policy: widening (safe widenings are applied "
+          "automatically)";
+      break;
+    case ChangeKind::NarrowType:
+      r.ddl = rendered(render, retype(c));
+      r.alternative = fmt::format(
+          "the DDL narrows the target column to the source's {} (it fails if a stored value does "
+          "not fit); or make the source produce {} again",
+          c.to ? c.to->type.to_string() : "type",
+          c.from ? c.from->type.to_string() : "the old type");
+      if (r.ddl.empty())
+        r.alternative = rebuild + "; or make the source produce " +
+                        (c.from ? c.from->type.to_string() : "the old type") + " again";
+      break;
+    case ChangeKind::ChangeType:
+      r.ddl = rendered(render, retype(c));
+      r.alternative = on_type_change == OnTypeChange::Fail
+                          ? fmt::format(
+                                "set schema_evolution.on_type_change: new_column to keep {} "
+                                "and load the new values into {}{}",
+                                c.column, kNewColumnPrefix, c.column)
+                          : std::string();
+      if (r.ddl.empty())
+        r.alternative = rebuild + (r.alternative.empty() ? "" : "; or " + r.alternative);
+      else
+        r.alternative =
+            "the DDL changes the column's type; stored values must convert (PostgreSQL "
+            "may need USING <expression>)" +
+            (r.alternative.empty() ? std::string() : "; or " + r.alternative);
+      break;
+    case ChangeKind::MakeNullable:
+      r.ddl = rendered(render, c);
+      if (r.ddl.empty()) r.alternative = rebuild;
+      break;
+    case ChangeKind::MakeNotNull: {
+      // The sink renders DROP NOT NULL where it can alter constraints in place.
+      SchemaChange probe = c;
+      probe.kind = ChangeKind::MakeNullable;
+      if (!rendered(render, probe).empty() || !render)
+        r.ddl.push_back(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", t, col));
+      r.alternative = r.ddl.empty() ? rebuild + "; or declare the source column nullable"
+                                    : "alternatively, declare the source column nullable";
+      break;
+    }
+    case ChangeKind::DropColumn:
+      r.ddl.push_back(fmt::format("ALTER TABLE {} DROP COLUMN {}", t, col));
+      r.alternative =
+          "the DDL deletes the column and its values; or add the column back at the "
+          "source";
+      break;
+    case ChangeKind::PossibleRename:
+      if (c.from && c.to)
+        r.ddl.push_back(fmt::format("ALTER TABLE {} RENAME COLUMN {} TO {}", t,
+                                    quote_part(c.from->name), quote_part(c.to->name)));
+      r.alternative = "if it is not a rename, drop the old column instead";
+      break;
+    case ChangeKind::CreateTable:
+      break;
+  }
+  return r;
+}
+
+nlohmann::json unsafe_resolutions_json(const SchemaDiff& diff, EvolutionPolicy policy,
+                                       OnTypeChange on_type_change, const std::string& target_name,
+                                       const DdlRenderer& render) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto* c : diff.unsafe()) {
+    Resolution r = resolve_unsafe(*c, target_name, policy, on_type_change, render);
+    out.push_back({{"change", c->to_string()}, {"ddl", r.ddl}, {"alternative", r.alternative}});
+  }
+  return out;
+}
+
+std::string unsafe_changes_message(const std::string& stream, const SchemaDiff& diff,
+                                   EvolutionPolicy policy, OnTypeChange on_type_change,
+                                   const std::string& target_name, const DdlRenderer& render) {
+  std::string msg =
+      "stream " + stream + ": schema change not allowed under policy '" + to_string(policy) + "':";
+  for (const auto* c : diff.unsafe()) {
+    msg += "\n  - " + c->to_string();
+    Resolution r = resolve_unsafe(*c, target_name, policy, on_type_change, render);
+    for (size_t i = 0; i < r.ddl.size(); ++i)
+      msg += (i == 0 ? "\n    resolve with: " : "\n                  ") + r.ddl[i];
+    if (!r.alternative.empty())
+      msg += (r.ddl.empty() ? "\n    resolve: " : "\n    note: ") + r.alternative;
+  }
+  return msg;
 }
 
 }  // namespace dpone

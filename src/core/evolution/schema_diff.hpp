@@ -3,6 +3,7 @@
 // are applied. Sinks turn the applied changes into dialect DDL (Sink::render_ddl).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,5 +82,35 @@ bool is_widening(const LogicalType& from, const LogicalType& to);
 // then compared with that column's, so a later widening or change is still reported.
 SchemaDiff compare_schemas(const Schema& source, const std::optional<Schema>& target,
                            EvolutionPolicy policy, OnTypeChange on_type_change = OnTypeChange::Fail);
+
+// What an operator can do about an unsafe change (SPEC: unsafe changes fail "with the exact
+// change and the DDL that would resolve it"). `ddl` makes the target accept the source as
+// it is now (in the sink's dialect where the sink renders it, else portable SQL with
+// double-quoted identifiers); `alternative` is the manifest change that would allow it, or
+// what the DDL costs. Either may be empty, never both.
+struct Resolution {
+  std::vector<std::string> ddl;
+  std::string alternative;
+};
+
+// The sink's DDL for one change (Sink::render_ddl); throws Error when the sink cannot render it.
+using DdlRenderer = std::function<std::vector<std::string>(const SchemaChange&)>;
+
+// `target_name` as the sinks name it ("schema.table"); quoted "schema"."table" in the DDL.
+Resolution resolve_unsafe(const SchemaChange& change, const std::string& target_name,
+                          EvolutionPolicy policy, OnTypeChange on_type_change,
+                          const DdlRenderer& render);
+
+// The SCHEMA_UNSAFE_CHANGE message: every unsafe change, each followed by its resolution
+// ("    resolve with: <DDL>" lines, then "    or: <alternative>").
+std::string unsafe_changes_message(const std::string& stream, const SchemaDiff& diff,
+                                   EvolutionPolicy policy, OnTypeChange on_type_change,
+                                   const std::string& target_name, const DdlRenderer& render);
+
+// The resolutions of the unsafe changes, for run records and plans:
+// [{"change": text, "ddl": [...], "alternative": text}].
+nlohmann::json unsafe_resolutions_json(const SchemaDiff& diff, EvolutionPolicy policy,
+                                       OnTypeChange on_type_change,
+                                       const std::string& target_name, const DdlRenderer& render);
 
 }  // namespace dpone

@@ -12,6 +12,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/connector/sql_gates.hpp"
+#include "core/connector/strategy.hpp"
 #include "core/errors.hpp"
 #include "core/manifest/config_node.hpp"
 #include "core/manifest/option_spec.hpp"
@@ -207,7 +208,8 @@ struct Templater {
 // ---------------------------------------------------------------------------------
 // Compilation
 
-const char* const kStreamSections[] = {"source", "sink", "state", "quality", "schema_evolution"};
+const char* const kStreamSections[] = {"source",           "sink",           "state",  "quality",
+                                       "schema_evolution", "reconciliation", "lineage"};
 
 // A string member of a validated object, or "" (a value that failed validation is null).
 std::string string_at(const nlohmann::json& obj, const char* key) {
@@ -651,6 +653,8 @@ class Compiler {
     }
 
     Templater{vars, problems_}.apply(merged);
+    scope_default_reconciliation(merged, in);
+    const size_t problems_before = problems_.size();
 
     SpecContext ctx;
     ctx.problems = &problems_;
@@ -664,10 +668,17 @@ class Compiler {
     if (!config.is_object()) config = nlohmann::json::object();
 
     check_strategy(merged, config, in);
+    const size_t before_connections = problems_.size();
     check_connection(merged, config, "source");
     check_connection(merged, config, "sink");
+    const size_t connection_problems = problems_.size() - before_connections;
     name_gates(config);
     check_gates(merged, config, in);
+    // The semantic rules `run` and `plan` apply (StrategySpec::for_stream), once the
+    // stream's values are otherwise valid (a missing connection does not matter here):
+    // reported with the very same messages.
+    if (problems_.size() - connection_problems == problems_before)
+      check_reconciliation(merged, config, in);
 
     spec.name = config.contains("name") && config["name"].is_string()
                     ? config["name"].get<std::string>()
@@ -739,6 +750,47 @@ class Compiler {
       add(ErrorCode::ConfigMissingKey, o != nullptr ? o->mark : in.mark,
           in.label + ".sink.strategy.unique_key",
           "only_new_rows needs unique_key (the column(s) that identify a row)");
+    }
+  }
+
+  // `reconciliation` under `defaults:` tunes the streams whose strategy always reconciles
+  // (snapshot_diff, scd2). Deleting rows is never switched on by a default: a merge stream
+  // reconciles only with its own `reconciliation` key (which deep-merges with the
+  // defaults'), and other strategies (append, full_refresh, ...) do not get the block.
+  void scope_default_reconciliation(ConfigNode& merged, const StreamInput& in) const {
+    if (!merged.is_map() || merged.get("reconciliation") == nullptr) return;
+    if (in.doc.is_map() && in.doc.get("reconciliation") != nullptr) return;
+    const ConfigNode* sink = merged.get("sink");
+    const ConfigNode* strategy =
+        sink != nullptr && sink->is_map() ? sink->get("strategy") : nullptr;
+    const ConfigNode* mode =
+        strategy != nullptr && strategy->is_map() ? strategy->get("mode") : nullptr;
+    const std::string m = mode != nullptr && mode->is_scalar() ? mode->text : "";
+    if (m == "snapshot_diff" || m == "scd2") return;
+    auto& entries = merged.entries;
+    entries.erase(std::remove_if(entries.begin(), entries.end(),
+                                 [](const ConfigEntry& e) { return e.key == "reconciliation"; }),
+                  entries.end());
+  }
+
+  // Reconciliation and lineage rules that need the whole stream (source read mode,
+  // strategy, delete policy): StrategySpec::for_stream is what the runtime calls.
+  void check_reconciliation(const ConfigNode& merged, const nlohmann::json& config,
+                            const StreamInput& in) {
+    try {
+      StrategySpec::for_stream(config);
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      const char* key = message.rfind("lineage", 0) == 0          ? "lineage"
+                        : merged.get("reconciliation") != nullptr ? "reconciliation"
+                                                                  : nullptr;
+      const ConfigNode* at = key != nullptr ? merged.get(key) : nullptr;
+      std::string path = key != nullptr ? in.label + "." + key : in.label + ".sink.strategy";
+      if (at == nullptr) {
+        const ConfigNode* sink = merged.get("sink");
+        at = sink != nullptr && sink->is_map() ? sink->get("strategy") : nullptr;
+      }
+      add(e.code(), at != nullptr ? at->mark : in.mark, path, message);
     }
   }
 

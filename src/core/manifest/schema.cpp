@@ -50,7 +50,7 @@ json build_strategy() {
       {"doc", "Load strategy (SPEC \"Load strategies\")."},
       {"keys",
        {{"mode", required(enum_of({"full_refresh", "append", "merge", "replace",
-                                   "partition_replace"},
+                                   "partition_replace", "snapshot_diff", "scd2"},
                                   "How staged rows reach the target; the sink connector may "
                                   "support fewer modes."))},
         {"where", opt("string",
@@ -68,6 +68,10 @@ json build_strategy() {
                               "auto (default) lets the sink pick the fastest safe one and `plan` "
                               "says which and why.")},
         {"unique_key", unique_key},
+        {"delete_policy",
+         enum_of({"soft_delete", "hard_delete", "ignore"},
+                 "snapshot_diff: what happens to target rows whose key is missing from the snapshot; "
+                 "the same as reconciliation.delete_policy (docs/reconciliation.md), default soft_delete.")},
         {"only_new_rows",
          opt("boolean", "append: skip rows whose unique_key is already in the target.")},
         {"allow_shrink", opt("boolean",
@@ -96,11 +100,22 @@ json build_state() {
       json{{"type", "map"},
            {"doc", "Where the stream's position (window, revision) is kept."},
            {"keys",
-            {{"type", with_default(enum_of({"sqlite"}, "State store kind."), "sqlite")},
+            {{"type", with_default(enum_of({"sqlite", "postgres"},
+                                           "State store kind: sqlite (a file beside the "
+                                           "manifest) or postgres (tables in a PostgreSQL "
+                                           "database; when it is the sink's own database, "
+                                           "state commits in the promotion transaction)."),
+                                   "sqlite")},
              {"path", with_default(opt("string",
-                                       "State database file, relative to the "
+                                       "sqlite: state database file, relative to the "
                                        "manifest's directory."),
-                                   ".dpone/state.db")}}}},
+                                   ".dpone/state.db")},
+             {"connection", opt("string",
+                                "postgres: the connection (connections.yaml id) of the "
+                                "database that keeps the state.")},
+             {"schema", opt("string",
+                            "postgres: schema of the state tables `state` and "
+                            "`state_history` (created if missing), default dpone.")}}}},
       json{{"type", "sqlite"}, {"path", ".dpone/state.db"}});
 }
 
@@ -162,6 +177,45 @@ json build_quality() {
       json::array());
 }
 
+json build_reconciliation() {
+  return json{
+      {"type", "map"},
+      {"doc",
+       "Key-snapshot reconciliation and deletes (docs/reconciliation.md): target keys missing from "
+       "the full source snapshot are deleted under guards. For merge it is opt-in; snapshot_diff and "
+       "scd2 always reconcile and read their delete settings here. Needs a full (non-incremental) "
+       "read. Under `defaults:` it reaches only snapshot_diff and scd2 streams (a merge stream opts in "
+       "with its own key)."},
+      {"keys",
+       {{"mode", enum_of({"key_snapshot"}, "key_snapshot: the staged rows of the full read are the key set of "
+                                           "the same source snapshot.")},
+        {"delete_policy", enum_of({"soft_delete", "hard_delete", "ignore"},
+                                  "What happens to target rows whose key is missing at the source. "
+                                  "soft_delete (default): set __dpone__deleted_at (cleared when the key "
+                                  "reappears); hard_delete: delete the row; ignore: keep it. Not for scd2 "
+                                  "(missing keys expire).")},
+        {"is_deleted_column", opt("boolean", "soft_delete: also keep a boolean __dpone__is_deleted column "
+                                             "(default false).")},
+        {"max_delete_ratio", opt("number", "Fail the run, applying nothing, when more than this fraction of "
+                                           "the target's live rows would be deleted (default 0.5).")},
+        {"max_delete_rows", opt("integer", "Fail the run, applying nothing, when more than this many rows "
+                                           "would be deleted (default: no limit).")},
+        {"allow_empty_snapshot", opt("boolean", "Allow an empty source snapshot to delete every target row "
+                                                "(default false: such a run fails).")},
+        {"verify", enum_of({"warn", "error", "off"},
+                           "Post-load check, inside the promotion transaction after the strategy's writes: "
+                           "the target's live rows (scd2: current versions) must equal the staged snapshot "
+                           "in count and content checksum. warn (default): record the mismatch in the run "
+                           "record and commit; error: fail the run and roll the promotion back; off: skip "
+                           "it (two more scans of staging and target).")}}}};
+}
+
+json build_lineage() {
+  return opt("any",
+             "Lineage columns filled with SQL during promotion: true (all), or a list of run_id "
+             "(__dpone__run_id), loaded_at (__dpone__loaded_at), row_hash (__dpone__row_hash).");
+}
+
 json build_stream() {
   return json{{"type", "map"},
               {"doc", "One stream: a source object loaded into a sink target."},
@@ -174,7 +228,9 @@ json build_stream() {
                 {"sink", required(build_sink())},
                 {"state", build_state()},
                 {"schema_evolution", build_evolution()},
-                {"quality", build_quality()}}}};
+                {"quality", build_quality()},
+                {"reconciliation", build_reconciliation()},
+                {"lineage", build_lineage()}}}};
 }
 
 json build_defaults() {
@@ -193,7 +249,9 @@ json build_defaults() {
                 {"sink", partial(build_sink())},
                 {"state", partial(build_state())},
                 {"quality", partial(build_quality())},
-                {"schema_evolution", partial(build_evolution())}}}};
+                {"schema_evolution", partial(build_evolution())},
+                {"reconciliation", partial(build_reconciliation())},
+                {"lineage", build_lineage()}}}};
 }
 
 json build_manifest() {

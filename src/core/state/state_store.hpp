@@ -30,6 +30,27 @@ struct StateHistoryEntry {
   nlohmann::json to_json() const;
 };
 
+// Where a store keeps its rows, for a sink that can write them in its own promotion
+// transaction ("state commits with the data"): the connector that owns the store, the
+// identity of the database it lives in (connection_identity() of its connection) and
+// connector-specific details (postgres: {"schema": "dpone"}).
+struct StateCommitTarget {
+  std::string connector;
+  std::string connection_identity;
+  nlohmann::json location;
+};
+
+// One compare-and-set commit, with StateStore::commit's meaning, handed to a sink
+// (PromoteRequest::state_commit) to run inside its promotion transaction.
+struct StateCommitRequest {
+  StateCommitTarget target;
+  std::string stream;
+  int64_t expected_revision = 0;
+  nlohmann::json position;
+  std::string run_id;
+  std::string action = "commit";
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -42,6 +63,10 @@ class StateStore {
                              const std::string& action) = 0;
   virtual std::vector<StreamState> list() = 0;
   virtual std::vector<StateHistoryEntry> history(const std::string& stream) = 0;
+  // Set when a sink on the same database may commit this store's state inside its own
+  // promotion transaction (PromoteRequest::state_commit); nullopt (the default) when the
+  // store lives elsewhere (a file) and the runtime always commits after promotion.
+  virtual std::optional<StateCommitTarget> transactional_target() const { return std::nullopt; }
 };
 
 // Opens (creating if needed) the embedded SQLite store at `path`.

@@ -343,7 +343,7 @@ TEST(Reference, MarkdownIsGeneratedFromTheSchema) {
   EXPECT_NE(md.find("| `kind` | one of: dpone.batch.v1 | yes |"), std::string::npos) << md;
   EXPECT_NE(md.find("`streams[].sink.strategy`"), std::string::npos) << md;
   EXPECT_NE(md.find("`streams[].quality[]`"), std::string::npos) << md;
-  EXPECT_NE(md.find("| `mode` | one of: full_refresh, append, merge, replace, partition_replace | yes |"), std::string::npos);
+  EXPECT_NE(md.find("| `mode` | one of: full_refresh, append, merge, replace, partition_replace, snapshot_diff, scd2 | yes |"), std::string::npos);
   EXPECT_NE(md.find("| `path` | string |  | `\".dpone/state.db\"` |"), std::string::npos) << md;
   // Every stream key of the schema is documented.
   for (const auto& [key, spec] : stream_schema()["keys"].items()) {

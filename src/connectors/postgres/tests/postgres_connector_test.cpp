@@ -38,6 +38,7 @@ const dpone::ArtifactSpec kCopyBinary{dpone::ArtifactKind::StreamingRows,
                                       dpone::WireFormat::PgCopyBinary};
 const dpone::ArtifactSpec kCopyText{dpone::ArtifactKind::StreamingRows,
                                     dpone::WireFormat::PgCopyText};
+const dpone::ArtifactSpec kInternal{dpone::ArtifactKind::InternalQuery};
 
 using Cell = std::optional<std::string>;
 using Row = std::vector<Cell>;
@@ -479,9 +480,9 @@ TEST_F(PostgresTest, PassThroughLoadsExactlyWhatRecordBatchesLoad) {
   auto src = source(json{{"table", "src"}});
   src->plan_window(nullptr);
   src->discover();
-  EXPECT_EQ(src->produces(), (std::vector<dpone::ArtifactSpec>{kCopyText, kBatches}));
+  EXPECT_EQ(src->produces(), (std::vector<dpone::ArtifactSpec>{kInternal, kCopyText, kBatches}));
   EXPECT_EQ(sink("x", "r0")->accepts(),
-            (std::vector<dpone::ArtifactSpec>{kCopyBinary, kCopyText, kBatches}));
+            (std::vector<dpone::ArtifactSpec>{kInternal, kCopyBinary, kCopyText, kBatches}));
   // Before discover() the source cannot know: record batches only.
   EXPECT_EQ(source(json{{"table", "src"}})->produces(), std::vector<dpone::ArtifactSpec>{kBatches});
 
@@ -498,6 +499,11 @@ TEST_F(PostgresTest, PassThroughLoadsExactlyWhatRecordBatchesLoad) {
   EXPECT_EQ(missing("via_bytes", "via_batches"), 0);
   // Column by column as the server prints them, too.
   EXPECT_EQ(table_rows("via_bytes"), table_rows("via_batches"));
+  // The internal query (INSERT INTO staging SELECT on the server) loads the same values.
+  auto via_internal = copy_table("src", "via_internal", kInternal, "iq");
+  EXPECT_EQ(via_internal.rows, 4);
+  EXPECT_EQ(via_internal.details.value("rows_through_client", -1), 0);
+  EXPECT_EQ(table_rows("via_internal"), table_rows("via_batches"));
   // And the values are the source's.
   EXPECT_EQ(count("SELECT count(*) FROM src s JOIN via_bytes v USING (id) WHERE "
                   "s.t IS NOT DISTINCT FROM v.t AND s.by IS NOT DISTINCT FROM v.by AND "
@@ -806,6 +812,8 @@ TEST_F(PostgresTest, AutoExchangeStagesDirectlyAndKeepsTheTablesShape) {
   const std::string t = schema_ + ".dx";
   db_->exec("CREATE INDEX dx_name_idx ON " + t + " (name)");
   db_->exec("ALTER TABLE " + t + " ADD CONSTRAINT dx_score_pos CHECK (score >= 0)");
+  db_->exec("ALTER TABLE " + t + " ADD CONSTRAINT dx_score_name_uq UNIQUE (score, name)");
+  db_->exec("CREATE UNIQUE INDEX dx_lower_name ON " + t + " (lower(name)) WHERE score > 0");
   db_->exec("COMMENT ON TABLE " + t + " IS 'the people'");
   db_->exec(
       "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
@@ -815,6 +823,14 @@ TEST_F(PostgresTest, AutoExchangeStagesDirectlyAndKeepsTheTablesShape) {
       "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = '" +
       schema_ + "' AND tablename = 'dx'";
   const auto names_before = db_->query_value(names_sql);
+  const std::string defs_sql =
+      "SELECT string_agg(indexdef, ';' ORDER BY indexname) FROM pg_indexes WHERE schemaname = '" +
+      schema_ + "' AND tablename = 'dx'";
+  const auto defs_before = db_->query_value(defs_sql);
+  const std::string constraints_sql =
+      "SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), ';' ORDER BY conname) FROM "
+      "pg_constraint WHERE conrelid = '" + t + "'::regclass";
+  const auto constraints_before = db_->query_value(constraints_sql);
 
   const json full = {{"mode", "full_refresh"}};
   auto plan = sink("dx", "p0", full)->describe_promotion(StrategySpec::from_json(full), s);
@@ -825,6 +841,8 @@ TEST_F(PostgresTest, AutoExchangeStagesDirectlyAndKeepsTheTablesShape) {
   auto sk = sink("dx", "r2", full);
   auto staged = sk->stage(rows_artifact(s, {{"3", "c", "3"}, {"4", "d", "4"}, {"5", "e", "5"}}), s);
   EXPECT_TRUE(staged.details.value("direct", false)) << staged.details.dump();
+  // The four indexes were built after the COPY (pg_restore's order), not row by row.
+  EXPECT_EQ(staged.details.value("indexes_built_after_load", 0), 4) << staged.details.dump();
   EXPECT_EQ(staged.rows, 3);
   dpone::PromoteRequest req;
   req.strategy = StrategySpec::from_json(full);
@@ -837,7 +855,9 @@ TEST_F(PostgresTest, AutoExchangeStagesDirectlyAndKeepsTheTablesShape) {
   EXPECT_EQ(r.inserted, 3);
   EXPECT_EQ(table_rows("dx"), (std::vector<Row>{{"3", "c", "3"}, {"4", "d", "4"}, {"5", "e", "5"}}));
   EXPECT_EQ(db_->query_value(names_sql), names_before);
-  EXPECT_EQ(names_before, "dx_name_idx,dx_pkey");
+  EXPECT_EQ(names_before, "dx_lower_name,dx_name_idx,dx_pkey,dx_score_name_uq");
+  EXPECT_EQ(db_->query_value(defs_sql), defs_before);  // same names, same definitions
+  EXPECT_EQ(db_->query_value(constraints_sql), constraints_before);
   EXPECT_EQ(count("SELECT count(*) FROM pg_constraint WHERE conname = 'dx_score_pos' AND "
                   "conrelid = '" + t + "'::regclass"),
             1);
@@ -850,6 +870,21 @@ TEST_F(PostgresTest, AutoExchangeStagesDirectlyAndKeepsTheTablesShape) {
                   "' AND tablename LIKE 'dx\\_\\_%'"),
             0);
   EXPECT_EQ(count("SELECT count(*) FROM " + schema_ + ".__dpone__loads WHERE run_id = 'r2'"), 1);
+
+  // An index with a comment: rebuilding it after the load would lose the comment, so
+  // the staging table is created with the target's indexes (LIKE ... INCLUDING ALL).
+  db_->exec("COMMENT ON INDEX " + schema_ + ".dx_name_idx IS 'by name'");
+  sk = sink("dx", "r2b", full);
+  staged = sk->stage(rows_artifact(s, {{"3", "c", "3"}, {"4", "d", "4"}, {"5", "e", "5"}}), s);
+  EXPECT_TRUE(staged.details.value("direct", false));
+  EXPECT_FALSE(staged.details.contains("indexes_built_after_load")) << staged.details.dump();
+  req.receipt.run_id = "r2b";
+  r = sk->promote(staged, req);
+  EXPECT_EQ(r.inserted, 3);
+  EXPECT_EQ(db_->query_value(names_sql), names_before);
+  EXPECT_EQ(db_->query_value("SELECT obj_description('" + schema_ + ".dx_name_idx'::regclass, "
+                             "'pg_class')"),
+            "by name");
 
   // A view on the target: auto falls back to truncate_insert, and says why.
   db_->exec("CREATE VIEW " + schema_ + ".dx_view AS SELECT id FROM " + t);
@@ -893,7 +928,8 @@ TEST_F(PostgresTest, BinaryPassThroughLoadsExactlyWhatRecordBatchesLoad) {
   auto src = source(json{{"table", "src"}});
   src->plan_window(nullptr);
   src->discover();
-  EXPECT_EQ(src->produces(), (std::vector<dpone::ArtifactSpec>{kCopyBinary, kCopyText, kBatches}));
+  EXPECT_EQ(src->produces(),
+            (std::vector<dpone::ArtifactSpec>{kInternal, kCopyBinary, kCopyText, kBatches}));
 
   auto via_batches = copy_table("src", "via_batches", kBatches, "rb");
   progress_.clear();
