@@ -248,17 +248,11 @@ class PgSink : public Sink {
     out.push_back("BEGIN");
     const bool direct = shape.exchange && shape.exists && direct_shape_matches(db, source_schema, {});
     std::optional<ReconcilePlan> reconcile;
-    if (strategy.lineage.any())
-      out.push_back(
-          "-- lineage: the staging table gets the lineage columns (run id, the run's as-of time, "
-          "row hash) filled with one UPDATE; the strategy copies them with each row it writes");
-    if (strategy.reconciles()) {
+    if (strategy.reconciles())
       reconcile = plan_reconcile(strategy, reconcile_tables(db, source_schema, staging_name()),
                                  reconcile_dialect(), "<run timestamp>");
-      for (const auto& sql : reconcile->prepare) out.push_back(sql);
-      for (const auto& [name, sql] : reconcile->counts) out.push_back(sql);
-      out.push_back("-- delete guards judged here: a breach rolls back and applies nothing");
-    }
+    for (auto& line : describe_reconcile(strategy, reconcile ? &*reconcile : nullptr))
+      out.push_back(std::move(line));
     for (const auto& step :
          strategy_steps(strategy, source_schema, shape, staging_name(), direct)) {
       if (step.kind == StepKind::PairIndexes) continue;

@@ -612,4 +612,18 @@ void register_sqlite_reconcile_functions(sqlite3* db) {
   }
 }
 
+std::vector<std::string> describe_reconcile(const StrategySpec& strategy, const ReconcilePlan* plan) {
+  std::vector<std::string> out;
+  if (strategy.lineage.any())
+    out.push_back(
+        "-- lineage: the staging table gets the lineage columns (run id, the run's as-of time, "
+        "row hash) filled with one UPDATE; the strategy copies them with each row it writes");
+  if (plan) {
+    out.insert(out.end(), plan->prepare.begin(), plan->prepare.end());
+    for (const auto& [name, sql] : plan->counts) out.push_back(sql);
+    out.push_back("-- delete guards judged here: a breach rolls back and applies nothing");
+  }
+  return out;
+}
+
 }  // namespace dpone

@@ -115,6 +115,10 @@ std::string row_hash_sql(const std::vector<Column>& columns, const std::string& 
 ReconcilePlan plan_reconcile(const StrategySpec& strategy, const ReconcileTables& tables,
                              const ReconcileDialect& dialect, const std::string& as_of);
 
+// The lines a plan prints before the strategy's steps: what lineage does, and for a
+// reconciling strategy (`plan` non-null) its prepare statements, counts and the guards.
+std::vector<std::string> describe_reconcile(const StrategySpec& strategy, const ReconcilePlan* plan);
+
 // Lineage columns (stream key `lineage`): filled on the staging table with SQL during
 // promotion, then copied to the target by the strategy like any staged column, so every
 // strategy writes them exactly for the rows it inserts or updates:

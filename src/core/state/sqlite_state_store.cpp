@@ -158,12 +158,7 @@ class SqliteStateStore : public StateStore {
       txn.commit();
       return out;
     } catch (const Error& e) {
-      if (e.code() != ErrorCode::StateStoreFailed) throw;
-      throw Error(ErrorCode::StateStoreFailed,
-                  fmt::format("committing the state of stream '{}' failed (nothing was "
-                              "changed): {}",
-                              stream, e.what()),
-                  e.hint());
+      rethrow_commit_failure(stream, e);
     }
   }
 

@@ -1,6 +1,11 @@
-// JSON forms of state records, as `dpone state show|list|history --format json` and run
-// records print them. Keys are stable: tools read them.
+// What every state store shares: the JSON forms of state records, as `dpone state
+// show|list|history --format json` and run records print them (keys are stable: tools
+// read them), and the error a failed commit throws.
 #include "core/state/state_store.hpp"
+
+#include <fmt/format.h>
+
+#include "core/errors.hpp"
 
 namespace dpone {
 
@@ -18,6 +23,15 @@ nlohmann::json StateHistoryEntry::to_json() const {
                         {"run_id", run_id},
                         {"action", action},
                         {"committed_at", committed_at}};
+}
+
+void rethrow_commit_failure(const std::string& stream, const std::exception& e) {
+  const auto* err = dynamic_cast<const Error*>(&e);
+  if (!err || err->code() != ErrorCode::StateStoreFailed) throw;
+  throw Error(ErrorCode::StateStoreFailed,
+              fmt::format("committing the state of stream '{}' failed (nothing was changed): {}",
+                          stream, err->what()),
+              err->hint());
 }
 
 }  // namespace dpone

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,10 @@ class StateStore {
   // store lives elsewhere (a file) and the runtime always commits after promotion.
   virtual std::optional<StateCommitTarget> transactional_target() const { return std::nullopt; }
 };
+
+// What every store throws when a commit fails for a reason other than a conflict: the
+// stream named, the store's own error kept. Rethrows any other error unchanged.
+[[noreturn]] void rethrow_commit_failure(const std::string& stream, const std::exception& e);
 
 // Opens (creating if needed) the embedded SQLite store at `path`.
 std::unique_ptr<StateStore> open_sqlite_state_store(const std::string& path);
