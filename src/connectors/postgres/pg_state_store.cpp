@@ -25,19 +25,6 @@ std::string history_table(const std::string& schema) {
   return quote_ident(schema) + ".\"state_history\"";
 }
 
-nlohmann::json parse_position(const std::string& where, const std::string& stream,
-                              std::string_view text) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::StateStoreFailed,
-                fmt::format("state store {}: the stored position of stream '{}' is not valid "
-                            "JSON ({})",
-                            where, stream, e.what()),
-                "inspect it with `dpone state history`, then repair it with `dpone state set`");
-  }
-}
-
 }  // namespace
 
 bool state_tables_exist(PgConnection& db, const std::string& schema) {
@@ -216,7 +203,7 @@ class PgStateStore : public StateStore {
     for (int i = 0; i < r.rows(); ++i) {
       StateHistoryEntry e;
       e.revision = std::stoll(std::string(r.value(i, 0)));
-      e.position = pg::parse_position(describe_, stream, r.value(i, 1));
+      e.position = parse_position(describe_, stream, r.value(i, 1));
       e.run_id = r.optional_value(i, 2).value_or("");
       e.action = r.optional_value(i, 3).value_or("");
       e.committed_at = r.optional_value(i, 4).value_or("");
@@ -242,7 +229,7 @@ class PgStateStore : public StateStore {
     StreamState s;
     s.stream = std::string(r.value(row, 0));
     s.revision = std::stoll(std::string(r.value(row, 1)));
-    s.position = pg::parse_position(describe_, s.stream, r.value(row, 2));
+    s.position = parse_position(describe_, s.stream, r.value(row, 2));
     s.run_id = r.optional_value(row, 3).value_or("");
     s.updated_at = r.optional_value(row, 4).value_or("");
     return s;

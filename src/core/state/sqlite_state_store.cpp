@@ -67,19 +67,6 @@ SqliteDb open_store(const std::string& path) {
   return db;
 }
 
-nlohmann::json parse_position(const std::string& path, const std::string& stream,
-                              std::string_view text) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::StateStoreFailed,
-                fmt::format("state store {}: the stored position of stream '{}' is not valid "
-                            "JSON ({})",
-                            path, stream, e.what()),
-                "inspect it with `dpone state history`, then repair it with `dpone state set`");
-  }
-}
-
 std::string column_string(const SqliteStmt& stmt, int col) {
   return stmt.column_is_null(col) ? std::string() : std::string(stmt.column_text(col));
 }

@@ -25,6 +25,19 @@ nlohmann::json StateHistoryEntry::to_json() const {
                         {"committed_at", committed_at}};
 }
 
+nlohmann::json parse_position(const std::string& where, const std::string& stream,
+                              std::string_view text) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::StateStoreFailed,
+                fmt::format("state store {}: the stored position of stream '{}' is not valid "
+                            "JSON ({})",
+                            where, stream, e.what()),
+                "inspect it with `dpone state history`, then repair it with `dpone state set`");
+  }
+}
+
 void rethrow_commit_failure(const std::string& stream, const std::exception& e) {
   const auto* err = dynamic_cast<const Error*>(&e);
   if (!err || err->code() != ErrorCode::StateStoreFailed) throw;

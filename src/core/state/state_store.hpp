@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -72,6 +73,11 @@ class StateStore {
 
 // What every store throws when a commit fails for a reason other than a conflict: the
 // stream named, the store's own error kept. Rethrows any other error unchanged.
+// A stored position read back; text that is not JSON throws Error(StateStoreFailed)
+// naming the store (`where`) and the stream, with how to repair it.
+nlohmann::json parse_position(const std::string& where, const std::string& stream,
+                              std::string_view text);
+
 [[noreturn]] void rethrow_commit_failure(const std::string& stream, const std::exception& e);
 
 // Opens (creating if needed) the embedded SQLite store at `path`.
