@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Does dpone's memory grow with the table? One PostgreSQL -> PostgreSQL full_refresh of a
 # SMALL and a LARGE table (default 5M and 20M rows of the pg_to_pg shape), peak RSS of
-# each, and their ratio (the goal: LARGE within 10% of SMALL).
+# each, and their ratio (the goal: LARGE within 10% of SMALL). The rows go through dpone
+# (COPY path, `internal_query: false`), though source and sink are one database.
 #   bench/pg_to_pg/rss_scale.sh [SMALL] [LARGE]
 # Uses the PostgreSQL test service (scripts/services.sh start postgres) or BENCH_PG_DSN;
 # DPONE_BIN overrides the binary. Prints `bench pg_to_pg_rss rows=<n> ... peak_rss_mb=<x>`
@@ -42,7 +43,7 @@ cat > "$WORK/m/manifest.yaml" <<YAML
 kind: dpone.batch.v1
 streams:
   - name: rss
-    source: {connector: postgres, connection: pg, table: src}
+    source: {connector: postgres, connection: pg, table: src, internal_query: false}
     sink: {connector: postgres, connection: pg, table: t_dpone, strategy: {mode: full_refresh, allow_shrink: true}}
 YAML
 prev=0
