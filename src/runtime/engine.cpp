@@ -155,6 +155,22 @@ json Engine::run(const std::vector<const StreamSpec*>& streams) {
   return record;
 }
 
+namespace {
+
+// Source::committed() after a state commit: best effort, a failure is a warning (the
+// state is committed and stays the source of truth).
+void notify_committed(Source& source, Diagnostics& diagnostics, const Window& window,
+                      const json& position) {
+  try {
+    source.committed(window, position);
+  } catch (const std::exception& e) {
+    diagnostics.warn(std::string("after the state commit: ") + e.what() +
+                     " (state is committed; the run succeeded)");
+  }
+}
+
+}  // namespace
+
 json Engine::run_stream(const StreamSpec& stream) {
   json rec{{"stream", stream.name}, {"status", "running"}, {"started_at", now_iso8601()},
            {"batch_rows", options_.batch_rows}};
@@ -206,6 +222,13 @@ json Engine::run_stream(const StreamSpec& stream) {
                                         " promoted its window but did not commit state; state advanced to its receipt"}};
         console.warn(fmt::format("{}: recovered state from the load receipt of run {}", stream.name,
                                  receipt->run_id));
+        Window recovered;
+        if (receipt->window.is_object()) {
+          recovered.low = receipt->window.value("low", json());
+          recovered.high = receipt->window.value("high", json());
+          recovered.description = receipt->window.value("description", "");
+        }
+        notify_committed(*parts.source, parts.diagnostics, recovered, receipt->new_position);
       }
     }
     json position = state ? state->position : json();
@@ -371,6 +394,7 @@ json Engine::run_stream(const StreamSpec& stream) {
         rec["state_after"] = after.to_json();
         rec["state_commit"] = "after promotion (" + store->describe() + ")";
       }
+      notify_committed(*parts.source, parts.diagnostics, window, req.receipt.new_position);
       failpoint("after_state_commit");
       rec["status"] = "succeeded";
     }

@@ -13,12 +13,16 @@
 // under the manifest's directory), so a run that died after promotion but before its
 // state commit is recovered without re-sending.
 // Input: JSON lines (WireFormat::Jsonl, preferred: each validated line is an event's value
-// byte for byte, no decoding) or record batches (each row encoded as one JSON object). An
-// input error after some events were produced (a malformed line, a NULL key) fails the
-// stage with the input's own code and the count of events already delivered.
+// byte for byte, no decoding) or record batches (each row encoded as one JSON object, one
+// header-less CSV line, or one column's text: `value_format`). An input error after some
+// events were produced (a malformed line, a NULL key) fails the stage with the input's own
+// code and the count of events already delivered.
+// Deletes: rows whose `tombstone_column` (bool) is true are sent as tombstones (the key and
+// a null value); with value_format string a NULL value is one too. Both need a key.
 #include <fmt/format.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cstring>
@@ -39,6 +43,24 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 enum class ValueKind { Number, Bool, Json, Bytes, Text };
+enum class ValueFormat { Json, Csv, String };
+
+// One CSV field as the files sink's CsvWriter writes it (RFC 4180, `,` and `"`): quoted
+// only when it holds a comma, a quote, CR or LF, or is empty (so "" is the empty string
+// and an empty unquoted field is NULL); quotes doubled.
+void append_csv_field(std::string& out, std::string_view v) {
+  bool quote = v.empty() || v.find_first_of(",\"\r\n") != std::string_view::npos;
+  if (!quote) {
+    out.append(v);
+    return;
+  }
+  out += '"';
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
 
 ValueKind kind_of(const LogicalType& t) {
   switch (t.id) {
@@ -132,9 +154,12 @@ class KafkaSink : public Sink {
       throw Error(
           ErrorCode::ConfigBadValue,
           fmt::format(
-              "{}: strategy mode '{}' is not supported: a Kafka topic is an append-only log",
+              "{}: strategy mode '{}' is not supported: a Kafka topic is an append-only log, and "
+              "merge, snapshot reconciliation, snapshot_diff and scd2 need to read the target, "
+              "which a topic cannot answer",
               where_, mode),
-          "use strategy: {mode: append}; set `unique_key` to key the events");
+          "use strategy: {mode: append}; set `unique_key` to key the events, and "
+          "`tombstone_column` to send deletes as tombstones");
     }
     if (strategy.is_object() && strategy.value("only_new_rows", false)) {
       throw Error(ErrorCode::ConfigBadValue,
@@ -151,6 +176,35 @@ class KafkaSink : public Sink {
         for (const auto& v : k)
           if (v.is_string()) key_.push_back(v.get<std::string>());
     }
+    std::string format = options.string("value_format").value_or("json");
+    if (format == "json")
+      value_format_ = ValueFormat::Json;
+    else if (format == "csv")
+      value_format_ = ValueFormat::Csv;
+    else if (format == "string")
+      value_format_ = ValueFormat::String;
+    else
+      throw Error(ErrorCode::ConfigBadValue,
+                  fmt::format("{}: value_format is '{}'", where_, format),
+                  "use json (the default), csv or string");
+    value_column_ = options.string("value_column").value_or("");
+    if (!value_column_.empty() && value_format_ != ValueFormat::String)
+      throw Error(ErrorCode::ConfigInvalid,
+                  fmt::format("{}: value_column is set but value_format is {}", where_, format),
+                  "value_column names the column of value_format: string; remove it");
+    tombstone_column_ = options.string("tombstone_column").value_or("");
+    if (!tombstone_column_.empty() && key_.empty())
+      throw Error(ErrorCode::ConfigInvalid,
+                  fmt::format("{}: tombstone_column '{}' needs a key: a tombstone deletes the "
+                              "events of its key, and an event without key has none",
+                              where_, tombstone_column_),
+                  "set the strategy's unique_key (or the sink's `key`)");
+    if (!tombstone_column_.empty() &&
+        std::find(key_.begin(), key_.end(), tombstone_column_) != key_.end())
+      throw Error(
+          ErrorCode::ConfigInvalid,
+          fmt::format("{}: tombstone_column '{}' is also a key column", where_, tombstone_column_),
+          "name a separate bool column");
     timeout_ms_ = static_cast<int>(kafka::int_option(ctx.options, "timeout_ms", 30000, where_));
     delivery_timeout_ms_ = kafka::int_option(ctx.options, "delivery_timeout_ms", 120000, where_);
     linger_ms_ = kafka::int_option(ctx.options, "linger_ms", 5, where_);
@@ -182,7 +236,10 @@ class KafkaSink : public Sink {
 
   // JSON lines first: a source that offers them (a JSONL file needing no conversion)
   // hands each line through as the event's value, with no decoding and re-encoding.
+  // Only JSON values without a tombstone column can take lines unchanged.
   std::vector<ArtifactSpec> accepts() const override {
+    if (value_format_ != ValueFormat::Json || !tombstone_column_.empty())
+      return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
     return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::Jsonl},
             ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch}};
   }
@@ -197,13 +254,17 @@ class KafkaSink : public Sink {
                           ? "no key (partitions chosen at random, sticky per batch)"
                           : fmt::format("key {} (murmur2 partition, as Kafka's Java client)",
                                         fmt::join(key_, ", "));
-    return {
-        fmt::format(
-            "produce each row to topic {} as a JSON object of {} fields; {}; {}; idempotent "
-            "producer, compression {}, linger {} ms",
-            topic_, schema.columns.size(), key, header_names(), compression_, linger_ms_),
-        "wait for every delivery report: one failure fails the run (state not advanced)",
-        "write the load receipt " + receipt_path_.string()};
+    std::string value = value_format_ == ValueFormat::Json
+                            ? fmt::format("a JSON object of {} fields", schema.columns.size())
+                        : value_format_ == ValueFormat::Csv ? "one header-less CSV line"
+                                                            : "the text of one column";
+    if (!tombstone_column_.empty())
+      value += fmt::format(" (a tombstone where {} is true)", tombstone_column_);
+    return {fmt::format("produce each row to topic {} as {}; {}; {}; idempotent "
+                        "producer, compression {}, linger {} ms",
+                        topic_, value, key, header_names(), compression_, linger_ms_),
+            "wait for every delivery report: one failure fails the run (state not advanced)",
+            "write the load receipt " + receipt_path_.string()};
   }
 
   std::vector<std::string> cleanup_abandoned() override { return {}; }
@@ -280,7 +341,12 @@ class KafkaSink : public Sink {
     s.staging_name = "(none: Kafka has no staging; events delivered to " + topic_ + ")";
     s.rows = rows;
     s.bytes = bytes;
-    s.details = {{"topic", topic_}, {"delivered", tally_.delivered}, {"key", key_}};
+    s.details = {{"topic", topic_},
+                 {"delivered", tally_.delivered},
+                 {"key", key_},
+                 {"tombstones", tombstones_}};
+    if (value_format_ != ValueFormat::Json)
+      s.details["value_format"] = value_format_ == ValueFormat::Csv ? "csv" : "string";
     return s;
   }
 
@@ -298,11 +364,14 @@ class KafkaSink : public Sink {
 
   PromoteResult promote(const StagedLoad& staged, const PromoteRequest& request) override {
     PromoteResult r;
-    r.inserted = staged.rows;
+    const int64_t tombstones = staged.details.value("tombstones", int64_t{0});
+    r.inserted = staged.rows - tombstones;
+    r.deleted = tombstones;  // a tombstone is a delete of its key
     r.atomic = false;
     write_receipt(request.receipt);
-    r.sql = {fmt::format("{} events delivered to {}", staged.rows, topic_),
-             "receipt written to " + receipt_path_.string()};
+    r.sql = {
+        fmt::format("{} events delivered to {} ({} tombstones)", staged.rows, topic_, tombstones),
+        "receipt written to " + receipt_path_.string()};
     return r;
   }
 
@@ -359,15 +428,16 @@ class KafkaSink : public Sink {
     return producer_.get();
   }
 
+  // `value` null (data() == nullptr, as `std::string_view{}`) produces a null value.
   void produce(rd_kafka_t* rk, rd_kafka_topic_t* topic, std::string_view value,
                const std::string* key, rd_kafka_headers_t* headers) {
     for (;;) {
-      rd_kafka_resp_err_t err =
-          rd_kafka_producev(rk, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                            RD_KAFKA_V_KEY(key ? key->data() : nullptr, key ? key->size() : 0),
-                            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+      rd_kafka_resp_err_t err = rd_kafka_producev(
+          rk, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.data() ? value.size() : 0),
+          RD_KAFKA_V_KEY(key ? key->data() : nullptr, key ? key->size() : 0),
+          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
       if (!err) return;
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(rk, 50);  // serve delivery reports until the queue has room
@@ -405,14 +475,46 @@ class KafkaSink : public Sink {
     return true;
   }
 
-  // Record batches: each row encoded as one JSON object (encode_value).
+  // Record batches: each row encoded by value_format (encode_value, encode_csv,
+  // encode_string), or a tombstone (null value) where the tombstone column is true.
   void produce_batch(rd_kafka_t* rk, rd_kafka_topic_t* topic, const RecordBatch& batch,
                      int64_t& rows, int64_t& bytes) {
     for (size_t r = 0; r < batch.num_rows(); ++r) {
-      encode_value(batch, r, value_);
+      bool tombstone = tombstone_index_ >= 0 &&
+                       !batch.is_null(r, static_cast<size_t>(tombstone_index_)) &&
+                       batch.cell(r, static_cast<size_t>(tombstone_index_)) == "true";
       bool keyed = encode_key(batch, r, key_text_);
-      produce(rk, topic, value_, keyed ? &key_text_ : nullptr, run_headers());
-      bytes += static_cast<int64_t>(value_.size());
+      std::string_view value;  // null: a tombstone
+      if (!tombstone) {
+        switch (value_format_) {
+          case ValueFormat::Json:
+            encode_value(batch, r, value_);
+            value = value_;
+            break;
+          case ValueFormat::Csv:
+            encode_csv(batch, r, value_);
+            value = value_;
+            break;
+          case ValueFormat::String:
+            if (batch.is_null(r, value_index_)) {
+              if (!keyed)
+                throw Error(ErrorCode::TypeMismatch,
+                            fmt::format("{}: row {} has NULL in the value column '{}': "
+                                        "value_format string sends NULL as a tombstone, which "
+                                        "needs a key",
+                                        where_, rows + 1, column_names_[value_index_]),
+                            "set a key (the strategy's unique_key or `key`), or fix the data");
+              tombstone = true;
+            } else {
+              value = batch.cell(r, value_index_);
+              if (!value.data()) value = std::string_view("", 0);  // empty, not null
+            }
+            break;
+        }
+      }
+      if (tombstone) ++tombstones_;
+      produce(rk, topic, value, keyed ? &key_text_ : nullptr, run_headers());
+      bytes += static_cast<int64_t>(value.size());
       ++rows;
     }
   }
@@ -519,12 +621,31 @@ class KafkaSink : public Sink {
     column_names_ = schema.names();
     kinds_.clear();
     key_columns_.clear();
+    value_columns_.clear();
+    tombstone_index_ = -1;
+    if (!tombstone_column_.empty()) {
+      tombstone_index_ = schema.find(tombstone_column_);
+      if (tombstone_index_ < 0)
+        throw Error(ErrorCode::ConfigBadValue,
+                    fmt::format("{}: tombstone_column '{}' is not a column of the source "
+                                "(columns: {})",
+                                where_, tombstone_column_, fmt::join(schema.names(), ", ")));
+      const auto& type = schema.columns[static_cast<size_t>(tombstone_index_)].type;
+      if (type.id != TypeId::Bool)
+        throw Error(ErrorCode::ConfigBadValue,
+                    fmt::format("{}: tombstone_column '{}' is {}, not bool", where_,
+                                tombstone_column_, type.to_string()),
+                    "name a bool column that is true for the rows to delete");
+    }
     for (const auto& c : schema.columns) {
       std::string name;
       append_json_string(name, c.name);
       names_.push_back(name + ":");
       kinds_.push_back(kind_of(c.type));
     }
+    // The value's columns: every column but the tombstone column, in schema order.
+    for (size_t i = 0; i < schema.columns.size(); ++i)
+      if (static_cast<int>(i) != tombstone_index_) value_columns_.push_back(i);
     for (const auto& k : key_) {
       int i = schema.find(k);
       if (i < 0)
@@ -534,6 +655,34 @@ class KafkaSink : public Sink {
                         where_, k, fmt::join(schema.names(), ", ")));
       key_columns_.push_back(static_cast<size_t>(i));
     }
+    if (value_format_ == ValueFormat::String) value_index_ = string_value_column(schema);
+  }
+
+  // value_format string: `value_column`, or the one column that is neither a key column
+  // nor the tombstone column.
+  size_t string_value_column(const Schema& schema) const {
+    if (!value_column_.empty()) {
+      int i = schema.find(value_column_);
+      if (i < 0)
+        throw Error(ErrorCode::ConfigBadValue,
+                    fmt::format("{}: value_column '{}' is not a column of the source (columns: {})",
+                                where_, value_column_, fmt::join(schema.names(), ", ")));
+      return static_cast<size_t>(i);
+    }
+    std::vector<size_t> candidates;
+    for (size_t i : value_columns_)
+      if (std::find(key_columns_.begin(), key_columns_.end(), i) == key_columns_.end())
+        candidates.push_back(i);
+    if (candidates.size() != 1) {
+      std::vector<std::string> names;
+      for (size_t i : candidates) names.push_back(schema.columns[i].name);
+      throw Error(ErrorCode::ConfigInvalid,
+                  fmt::format("{}: value_format string sends one column as the value, but the "
+                              "source has {} columns besides the key and tombstone columns: {}",
+                              where_, candidates.size(), fmt::join(names, ", ")),
+                  "name the column with `value_column`, or use value_format json or csv");
+    }
+    return candidates[0];
   }
 
   // The row as one JSON object, like the JSONL writer: numbers as numbers (NaN and
@@ -541,8 +690,10 @@ class KafkaSink : public Sink {
   void encode_value(const RecordBatch& batch, size_t row, std::string& out) const {
     out.clear();
     out += '{';
-    for (size_t c = 0; c < names_.size(); ++c) {
-      if (c) out += ',';
+    bool first = true;
+    for (size_t c : value_columns_) {
+      if (!first) out += ',';
+      first = false;
       out += names_[c];
       if (batch.is_null(row, c)) {
         out += "null";
@@ -571,6 +722,18 @@ class KafkaSink : public Sink {
       }
     }
     out += '}';
+  }
+
+  // One header-less CSV line (no line end) of the value columns' canonical texts, as the
+  // files sink writes CSV: NULL an empty unquoted field, the empty string "".
+  void encode_csv(const RecordBatch& batch, size_t row, std::string& out) const {
+    out.clear();
+    bool first = true;
+    for (size_t c : value_columns_) {
+      if (!first) out += ',';
+      first = false;
+      if (!batch.is_null(row, c)) append_csv_field(out, batch.cell(row, c));
+    }
   }
 
   // One key column: its text (bytes raw). Several: a JSON array of their texts. A key
@@ -650,6 +813,12 @@ class KafkaSink : public Sink {
   simdjson::dom::parser key_parser_;
   std::string scratch_, value_, key_text_;
   std::vector<size_t> key_columns_;
+  ValueFormat value_format_ = ValueFormat::Json;
+  std::string value_column_, tombstone_column_;
+  std::vector<size_t> value_columns_;  // every column but the tombstone column
+  int tombstone_index_ = -1;           // the tombstone column, -1: none
+  size_t value_index_ = 0;             // value_format string: the value's column
+  int64_t tombstones_ = 0;
 };
 
 }  // namespace

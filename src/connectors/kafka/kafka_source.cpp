@@ -14,8 +14,10 @@
 // column (value_format string or bytes). A null value (a tombstone) gives NULL value
 // columns.
 //
-// The source never commits offsets to Kafka and never joins a consumer group: it assigns
-// partitions explicitly, so runs do not wait for group rebalances.
+// The source never joins a consumer group: it assigns partitions explicitly, so runs do
+// not wait for group rebalances. With `consumer_group`, committed() mirrors the offsets
+// dpone state just committed to that group (rd_kafka_commit of an explicit partition
+// list, no subscribe), for lag monitoring only; a failure there is a warning.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -413,6 +415,7 @@ class KafkaSource : public Source {
     if (start_ != "earliest" && start_ != "latest")
       throw Error(ErrorCode::ConfigBadValue,
                   fmt::format("{} option `start` is '{}'; use earliest or latest", where_, start_));
+    consumer_group_ = options.string("consumer_group").value_or("");
     infer_rows_ = kafka::int_option(ctx.options, "infer_rows", 10000, where_);
     timeout_ms_ = static_cast<int>(kafka::int_option(ctx.options, "timeout_ms", 30000, where_));
     if (ctx.options.contains("columns")) {
@@ -562,7 +565,71 @@ class KafkaSource : public Source {
     return kafka::offsets_to_json(next);
   }
 
+  // After the state commit: the same offsets (next offset to read) committed to
+  // `consumer_group`, so lag monitors see dpone. dpone state stays the source of truth;
+  // the group is never read back. Any failure is a warning (the run has succeeded).
+  void committed(const Window&, const json& position) override {
+    if (consumer_group_.empty()) return;
+    kafka::Offsets offsets = kafka::offsets_from_json(position, where_);
+    kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(8));
+    for (const auto& [topic, parts] : offsets) {
+      // Only this stream's topics (a position can keep topics the stream no longer reads).
+      if (std::find(topics_.begin(), topics_.end(), topic) == topics_.end()) continue;
+      for (const auto& [p, off] : parts)
+        rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = off;
+    }
+    if (list->cnt == 0) return;
+    std::string failure = commit_group(list.get());
+    if (!failure.empty() && diagnostics_)
+      diagnostics_->warn(fmt::format(
+          "{}: the offsets were committed to dpone state, but committing them to consumer group "
+          "'{}' failed: {}; lag monitors show the group behind until the next successful run "
+          "(dpone's own position is not affected)",
+          where_, consumer_group_, failure));
+  }
+
  private:
+  // Commits `list` to consumer_group_ with a group-less consumer (no subscribe: nothing
+  // joins, so no rebalance), waiting at most timeout_ms. Returns "" or what failed.
+  std::string commit_group(rd_kafka_topic_partition_list_t* list) {
+    kafka::ClientSettings s;
+    s.set("enable.auto.commit", "false");
+    s.set("allow.auto.create.topics", "false");
+    s.set("log_level", "2");
+    for (const auto& [k, v] : settings_.properties) s.set(k, v);
+    s.set("group.id", consumer_group_);  // the option wins over a `properties` group.id
+    HandlePtr consumer;
+    try {
+      consumer = kafka::make_client(RD_KAFKA_CONSUMER, s, where_);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    struct QueueDeleter {
+      void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
+    };
+    struct EventDeleter {
+      void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
+    };
+    std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(consumer.get()));
+    rd_kafka_resp_err_t err =
+        rd_kafka_commit_queue(consumer.get(), list, queue.get(), nullptr, nullptr);
+    if (err) return rd_kafka_err2str(err);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::unique_ptr<rd_kafka_event_t, EventDeleter> ev(rd_kafka_queue_poll(queue.get(), 100));
+      if (!ev || rd_kafka_event_type(ev.get()) != RD_KAFKA_EVENT_OFFSET_COMMIT) continue;
+      if (rd_kafka_event_error(ev.get())) return rd_kafka_event_error_string(ev.get());
+      const rd_kafka_topic_partition_list_t* done = rd_kafka_event_topic_partition_list(ev.get());
+      for (int i = 0; done && i < done->cnt; ++i)
+        if (done->elems[i].err)
+          return fmt::format("{}[{}]: {}", done->elems[i].topic, done->elems[i].partition,
+                             rd_kafka_err2str(done->elems[i].err));
+      return "";
+    }
+    return fmt::format("no answer from the group coordinator within {} ms (timeout_ms)",
+                       timeout_ms_);
+  }
+
   rd_kafka_t* client() {
     if (!client_) client_ = new_consumer();
     return client_.get();
@@ -643,6 +710,7 @@ class KafkaSource : public Source {
   ValueFormat format_ = ValueFormat::Json;
   bool key_bytes_ = false;
   std::string start_;
+  std::string consumer_group_;  // mirror committed offsets to this group (none: "")
   int64_t infer_rows_ = 10000;
   int timeout_ms_ = 30000;
   Schema declared_;

@@ -19,8 +19,8 @@ namespace dpone {
 
 // Bumped whenever a contract header changes in a way that breaks modules.
 // 2: TargetInfo.server, capabilities; 3: state stores in modules, state commits in
-// the promotion transaction, InternalQuery details.
-inline constexpr int kModuleAbiVersion = 3;
+// the promotion transaction, InternalQuery details; 4: Source::committed().
+inline constexpr int kModuleAbiVersion = 4;
 
 // What a module's state store factory gets: the stream's `state:` map and the
 // connection it names (`state.connection`, resolved; null when it names none).

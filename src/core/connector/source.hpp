@@ -66,6 +66,16 @@ class Source {
                            const ExtractOptions& options) = 0;
   // The position to commit once the window is promoted.
   virtual nlohmann::json next_position(const Window& window) = 0;
+  // Called once after the state store committed `position` for `window` (in the
+  // promotion transaction, after it, or on recovery from a load receipt, where
+  // `window` is the receipt's). Best effort and informational only (e.g. mirroring
+  // Kafka offsets to a consumer group for lag monitoring): state is already the source
+  // of truth, so the engine catches anything thrown here and records it as a warning;
+  // the run does not fail. A run that dies before its state commit never calls it.
+  virtual void committed(const Window& window, const nlohmann::json& position) {
+    (void)window;
+    (void)position;
+  }
 };
 
 }  // namespace dpone

@@ -14,6 +14,11 @@
 //   errors APIKEY CODE [CODE ...]   the next requests of APIKEY (0 = Produce) fail with
 //                                   these Kafka error codes, one per request
 //   clear APIKEY                    drop pending errors of APIKEY
+//   committed GROUP TOPIC PARTITIONS  the offsets consumer group GROUP committed for
+//                                   partitions 0..PARTITIONS-1 of TOPIC, read with
+//                                   rd_kafka_committed by a client of this program (an
+//                                   independent reader); answered by the line
+//                                   "result <line> => {"0": offset, ...}" (-1001: none)
 // Each applied command is acknowledged by appending "ok <line>" (or "error <line>: why")
 // to FIFO.ack, which a test polls before it goes on.
 #include <fcntl.h>
@@ -48,10 +53,57 @@ void on_signal(int) {
   std::exit(2);
 }
 
-std::string apply(rd_kafka_mock_cluster_t* cluster, const std::string& line) {
+// The committed offsets of `group` for partitions [0, partitions) of `topic`, as a JSON
+// object text, or an error text starting with "error: ".
+std::string committed_offsets(const std::string& bootstraps, const std::string& group,
+                              const std::string& topic, int partitions) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps.c_str(), errstr, sizeof errstr) ||
+      rd_kafka_conf_set(conf, "group.id", group.c_str(), errstr, sizeof errstr) ||
+      rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr) ||
+      rd_kafka_conf_set(conf, "log_level", "2", errstr, sizeof errstr)) {
+    rd_kafka_conf_destroy(conf);
+    return std::string("error: ") + errstr;
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    return std::string("error: ") + errstr;
+  }
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
+  rd_kafka_resp_err_t err = rd_kafka_committed(rk, list, 10000);
+  std::string out;
+  if (err) {
+    out = std::string("error: ") + rd_kafka_err2str(err);
+  } else {
+    out = "{";
+    for (int i = 0; i < list->cnt; ++i) {
+      if (i) out += ", ";
+      out += "\"" + std::to_string(list->elems[i].partition) +
+             "\": " + std::to_string(list->elems[i].offset);
+    }
+    out += "}";
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_destroy(rk);
+  return out;
+}
+
+std::string apply(rd_kafka_mock_cluster_t* cluster, const std::string& line, std::string& result) {
   std::istringstream in(line);
   std::string verb;
   in >> verb;
+  if (verb == "committed") {
+    std::string group, topic;
+    int partitions = 0;
+    if (!(in >> group >> topic >> partitions) || partitions <= 0)
+      return "usage: committed GROUP TOPIC PARTITIONS";
+    result = committed_offsets(rd_kafka_mock_cluster_bootstraps(cluster), group, topic, partitions);
+    if (result.rfind("error: ", 0) == 0) return result.substr(7);
+    return "";
+  }
   if (verb == "topic") {
     std::string name;
     int partitions = 0;
@@ -164,9 +216,11 @@ int main(int argc, char** argv) {
       std::string line = pending.substr(0, nl);
       pending.erase(0, nl + 1);
       if (line.empty()) continue;
-      std::string problem = apply(cluster, line);
-      std::ofstream(ack, std::ios::app)
-          << (problem.empty() ? "ok " + line : "error " + line + ": " + problem) << "\n";
+      std::string result;
+      std::string problem = apply(cluster, line, result);
+      std::ofstream out(ack, std::ios::app);
+      if (problem.empty() && !result.empty()) out << "result " << line << " => " << result << "\n";
+      out << (problem.empty() ? "ok " + line : "error " + line + ": " + problem) << "\n";
     }
   }
   if (fifo >= 0) close(fifo);

@@ -130,6 +130,7 @@ struct Consumed {
   int64_t offset;
   std::string key, value;
   std::map<std::string, std::string> headers;
+  bool null_value = false;  // a tombstone
 };
 
 // Reads every message of every partition of `topic` with an independent consumer, up to
@@ -160,8 +161,9 @@ std::vector<Consumed> consume_all(const std::string& bootstrap, const std::strin
       Consumed c{m->partition,
                  m->offset,
                  m->key ? std::string(static_cast<const char*>(m->key), m->key_len) : "",
-                 std::string(static_cast<const char*>(m->payload), m->len),
-                 {}};
+                 m->payload ? std::string(static_cast<const char*>(m->payload), m->len) : "",
+                 {},
+                 m->payload == nullptr};
       rd_kafka_headers_t* h = nullptr;
       if (!rd_kafka_message_headers(m, &h)) {
         const char* name;
@@ -533,6 +535,245 @@ TEST(KafkaSink, RefusesNonAppendStrategiesAndUnknownKeys) {
   EXPECT_THROW(make_kafka_sink(only_new), Error);
   SinkContext no_brokers{"s", "r", json{{"topic", "t"}}, nullptr, {}, &diag, nullptr};
   EXPECT_THROW(make_kafka_sink(no_brokers), Error);
+}
+
+// The offsets a consumer group committed, read back with rd_kafka_committed (-1001: none).
+std::map<int32_t, int64_t> group_offsets(const std::string& bootstrap, const std::string& group,
+                                         const std::string& topic, int partitions) {
+  char errstr[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof(errstr));
+  rd_kafka_conf_set(conf, "group.id", group.c_str(), errstr, sizeof(errstr));
+  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)));
+  kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  EXPECT_EQ(rd_kafka_committed(rk.get(), list.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  std::map<int32_t, int64_t> out;
+  for (int i = 0; i < list->cnt; ++i) out[list->elems[i].partition] = list->elems[i].offset;
+  return out;
+}
+
+// consumer_group: after each state commit (committed()), the group holds the same next
+// offsets as dpone's position; without the option nothing is committed; a refused commit
+// is a warning, never an exception.
+TEST(KafkaSource, CommittedMirrorsOffsetsToTheConsumerGroup) {
+  MockCluster cluster;
+  cluster.topic("lag", 2);
+  Diagnostics diag;
+  SourceContext ctx{"lag",
+                    json{{"topic", "lag"},
+                         {"bootstrap_servers", cluster.bootstrap()},
+                         {"value_format", "string"},
+                         {"consumer_group", "dpone-lag-monitor"}},
+                    nullptr,
+                    {},
+                    &diag};
+  json position;
+  for (int run = 0; run < 3; ++run) {
+    std::vector<std::tuple<int32_t, std::string, std::string>> batch;
+    for (int i = 0; i < 3 + run; ++i) batch.emplace_back(i % 2, "k", "v");
+    produce(cluster.bootstrap(), "lag", batch);
+    auto source = make_kafka_source(ctx);
+    Window w = source->plan_window(position);
+    source->discover();
+    EXPECT_EQ(read_all(*source, w).size(), static_cast<size_t>(3 + run));
+    position = source->next_position(w);
+    source->committed(w, position);
+    auto got = group_offsets(cluster.bootstrap(), "dpone-lag-monitor", "lag", 2);
+    EXPECT_EQ(got[0], position["lag"]["0"].get<int64_t>()) << "run " << run;
+    EXPECT_EQ(got[1], position["lag"]["1"].get<int64_t>()) << "run " << run;
+  }
+  EXPECT_EQ(position, json::parse(R"({"lag":{"0":7,"1":5}})"));
+  EXPECT_TRUE(diag.warnings().empty());
+
+  // Without consumer_group: no group gets offsets (the reading consumer's own group.id
+  // "dpone-<stream>" is never committed either).
+  SourceContext plain{"lag", json{{"topic", "lag"}, {"bootstrap_servers", cluster.bootstrap()}},
+                      nullptr, {}, &diag};
+  auto quiet = make_kafka_source(plain);
+  Window w = quiet->plan_window(json());
+  quiet->committed(w, quiet->next_position(w));
+  EXPECT_EQ(group_offsets(cluster.bootstrap(), "dpone-lag", "lag", 2)[0], RD_KAFKA_OFFSET_INVALID);
+
+  // The coordinator refuses the commit: a warning naming the group; nothing thrown.
+  std::vector<rd_kafka_resp_err_t> errors(5, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED);
+  rd_kafka_mock_push_request_errors_array(cluster.get(), 8 /* OffsetCommit */, errors.size(),
+                                          errors.data());
+  auto refused = make_kafka_source(ctx);
+  Window w2 = refused->plan_window(position);
+  EXPECT_NO_THROW(refused->committed(w2, json::parse(R"({"lag":{"0":9,"1":9}})")));
+  ASSERT_EQ(diag.warnings().size(), 1u);
+  EXPECT_NE(diag.warnings()[0].find("consumer group 'dpone-lag-monitor' failed"),
+            std::string::npos)
+      << diag.warnings()[0];
+  rd_kafka_mock_clear_request_errors(cluster.get(), 8);
+  auto kept = group_offsets(cluster.bootstrap(), "dpone-lag-monitor", "lag", 2);
+  EXPECT_EQ(kept[0], 7);  // unchanged by the refused commit
+}
+
+Schema tomb_schema() {
+  Schema s;
+  s.columns = {Column{"id", LogicalType::of(TypeId::Int64)},
+               Column{"text", LogicalType::of(TypeId::String)},
+               Column{"gone", LogicalType::of(TypeId::Bool)}};
+  return s;
+}
+
+Artifact tomb_artifact(std::vector<std::vector<std::optional<std::string>>> rows) {
+  StreamingRows s;
+  s.batches = std::make_unique<RowsReader>(tomb_schema(), std::move(rows));
+  return s;
+}
+
+SinkContext sink_ctx(const std::string& bootstrap, const std::string& topic, json extra,
+                     Diagnostics& diag) {
+  json options{{"topic", topic},
+               {"bootstrap_servers", bootstrap},
+               {"headers", json::array()},
+               {"strategy", {{"mode", "append"}, {"unique_key", "id"}}}};
+  for (const auto& [k, v] : extra.items()) options[k] = v;
+  return SinkContext{"s", "run-t", options, nullptr, {}, &diag, nullptr};
+}
+
+// tombstone_column: rows where it is true become (key, null value) in their key's
+// partition; the column is not in the other values; counted as deletes.
+TEST(KafkaSink, TombstoneColumnSendsNullValuesInTheKeysPartition) {
+  MockCluster cluster;
+  cluster.topic("tomb", 4);
+  Diagnostics diag;
+  auto sink = make_kafka_sink(
+      sink_ctx(cluster.bootstrap(), "tomb", json{{"tombstone_column", "gone"}}, diag));
+  EXPECT_EQ(sink->accepts().size(), 1u);  // no JSON lines pass-through with tombstones
+  sink->inspect();
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  for (int i = 0; i < 40; ++i)
+    rows.push_back({std::to_string(i % 20), "t" + std::to_string(i),
+                    i >= 20 && i % 2 ? std::optional<std::string>("true")
+                    : i % 5 == 0     ? std::nullopt
+                                     : std::optional<std::string>("false")});
+  StagedLoad staged = sink->stage(tomb_artifact(rows), tomb_schema());
+  EXPECT_EQ(staged.rows, 40);
+  EXPECT_EQ(staged.details["tombstones"], 10);
+  PromoteRequest req;
+  req.receipt = LoadReceipt{"s", "run-t", 0, json(), json(), 40, "now"};
+  PromoteResult pr = sink->promote(staged, req);
+  EXPECT_EQ(pr.inserted, 30);
+  EXPECT_EQ(pr.deleted, 10);
+  auto got = consume_all(cluster.bootstrap(), "tomb", 4);
+  ASSERT_EQ(got.size(), 40u);
+  std::map<std::string, std::set<int32_t>> partitions_of_key;
+  int tombstones = 0;
+  for (const auto& m : got) {
+    partitions_of_key[m.key].insert(m.partition);
+    EXPECT_EQ(m.partition, kafka::java_partition(m.key, 4));
+    if (m.null_value) {
+      ++tombstones;
+      EXPECT_EQ(std::stoi(m.key) % 2, 1) << m.key;
+      continue;
+    }
+    json v = json::parse(m.value);
+    EXPECT_FALSE(v.contains("gone")) << m.value;
+    EXPECT_EQ(std::to_string(v["id"].get<int>()), m.key);
+  }
+  EXPECT_EQ(tombstones, 10);
+  for (const auto& [k, ps] : partitions_of_key) EXPECT_EQ(ps.size(), 1u) << k;
+
+  // Without a key, or naming a column that is not bool: config errors.
+  json unkeyed{{"topic", "tomb"},
+               {"bootstrap_servers", cluster.bootstrap()},
+               {"tombstone_column", "gone"}};
+  try {
+    make_kafka_sink(SinkContext{"s", "r", unkeyed, nullptr, {}, &diag, nullptr});
+    FAIL() << "expected CONFIG_INVALID";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::ConfigInvalid);
+    EXPECT_NE(std::string(e.what()).find("needs a key"), std::string::npos) << e.what();
+  }
+  auto not_bool = make_kafka_sink(
+      sink_ctx(cluster.bootstrap(), "tomb", json{{"tombstone_column", "text"}}, diag));
+  try {
+    not_bool->stage(tomb_artifact({}), tomb_schema());
+    FAIL() << "expected CONFIG_BAD_VALUE";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::ConfigBadValue);
+    EXPECT_NE(std::string(e.what()).find("not bool"), std::string::npos) << e.what();
+  }
+}
+
+// value_format csv: one header-less RFC 4180 line per row (quotes only where needed, NULL
+// empty, "" the empty string); string: one column's text, NULL a tombstone.
+TEST(KafkaSink, CsvAndStringValueFormats) {
+  MockCluster cluster;
+  cluster.topic("csv", 1);
+  cluster.topic("str", 1);
+  Diagnostics diag;
+  std::vector<std::vector<std::optional<std::string>>> rows = {
+      {"1", "plain", "false"},
+      {"2", "a,b", "false"},
+      {"3", "say \"hi\"", std::nullopt},
+      {"4", "two\nlines", "false"},
+      {"5", "", "false"},
+      {"6", std::nullopt, "false"},
+      {"7", "żółw ✓", "true"}};
+  auto csv = make_kafka_sink(sink_ctx(cluster.bootstrap(), "csv", json{{"value_format", "csv"}}, diag));
+  EXPECT_EQ(csv->accepts().size(), 1u);
+  csv->inspect();
+  EXPECT_EQ(csv->stage(tomb_artifact(rows), tomb_schema()).rows, 7);
+  std::map<std::string, std::string> by_key;
+  for (const auto& m : consume_all(cluster.bootstrap(), "csv", 1)) by_key[m.key] = m.value;
+  EXPECT_EQ(by_key["1"], "1,plain,false");
+  EXPECT_EQ(by_key["2"], "2,\"a,b\",false");
+  EXPECT_EQ(by_key["3"], "3,\"say \"\"hi\"\"\",");
+  EXPECT_EQ(by_key["4"], "4,\"two\nlines\",false");
+  EXPECT_EQ(by_key["5"], "5,\"\",false");
+  EXPECT_EQ(by_key["6"], "6,,false");
+  EXPECT_EQ(by_key["7"], "7,żółw ✓,true");
+
+  // string: the value column is named (three columns besides the key otherwise).
+  auto ambiguous = make_kafka_sink(
+      sink_ctx(cluster.bootstrap(), "str", json{{"value_format", "string"}}, diag));
+  try {
+    ambiguous->stage(tomb_artifact({}), tomb_schema());
+    FAIL() << "expected CONFIG_INVALID";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::ConfigInvalid);
+    EXPECT_NE(std::string(e.what()).find("text, gone"), std::string::npos) << e.what();
+  }
+  auto str = make_kafka_sink(sink_ctx(cluster.bootstrap(), "str",
+                                      json{{"value_format", "string"}, {"value_column", "text"}},
+                                      diag));
+  str->inspect();
+  StagedLoad staged = str->stage(tomb_artifact(rows), tomb_schema());
+  EXPECT_EQ(staged.details["tombstones"], 1);
+  std::map<std::string, Consumed> got;
+  for (const auto& m : consume_all(cluster.bootstrap(), "str", 1)) got[m.key] = m;
+  ASSERT_EQ(got.size(), 7u);
+  EXPECT_EQ(got["2"].value, "a,b");
+  EXPECT_EQ(got["3"].value, "say \"hi\"");
+  EXPECT_EQ(got["4"].value, "two\nlines");
+  EXPECT_EQ(got["5"].value, "");
+  EXPECT_FALSE(got["5"].null_value);  // the empty string is not a tombstone
+  EXPECT_TRUE(got["6"].null_value);   // NULL is
+  EXPECT_EQ(got["7"].value, "żółw ✓");
+
+  // A NULL value without a key cannot be a tombstone: the run fails naming the column.
+  json unkeyed{{"topic", "str"},
+               {"bootstrap_servers", cluster.bootstrap()},
+               {"value_format", "string"},
+               {"value_column", "text"}};
+  auto no_key = make_kafka_sink(SinkContext{"s", "r", unkeyed, nullptr, {}, &diag, nullptr});
+  no_key->inspect();
+  try {
+    no_key->stage(tomb_artifact({{"1", std::nullopt, "false"}}), tomb_schema());
+    FAIL() << "expected TYPE_MISMATCH";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::TypeMismatch);
+    EXPECT_NE(std::string(e.what()).find("'text'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(make_kafka_sink(sink_ctx(cluster.bootstrap(), "str",
+                                        json{{"value_format", "xml"}}, diag)),
+               Error);
 }
 
 }  // namespace
