@@ -11,6 +11,7 @@ PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev time
+  libjemalloc-dev   # the dpone executable's allocator (cheap cross-thread frees; src/cli/CMakeLists.txt)
   postgresql-15 postgresql-client-15 libpq-dev
   clickhouse-server clickhouse-client libcurl4-openssl-dev   # clickhouse connector + its test server
   librdkafka-dev kcat                                         # kafka connector; kcat is the independent client in tests

@@ -36,6 +36,9 @@ std::vector<const StreamSpec*> selected(const Project& project, const CommonOpti
 // Adds the `--var`/`--select`/`--format` options shared by several commands.
 void add_common(CLI::App* cmd, CommonOptions& options, bool with_select, bool manifest_positional);
 
+// "jemalloc 5.3.0-..." or "system malloc": the allocator this executable was linked with.
+std::string allocator_name();
+
 // Each registers its subcommands; the callback sets *exit_code.
 void register_manifest_commands(CLI::App& app, int* exit_code);   // validate render explain plan run
 void register_state_commands(CLI::App& app, int* exit_code);      // state ...

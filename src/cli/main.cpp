@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
                "staging-first, with explicit state committed only after the sink succeeded."};
   app.require_subcommand(1);
   app.fallthrough();  // global flags such as -q work after the command too
-  app.set_version_flag("--version", DPONE_VERSION);
+  app.set_version_flag("--version", std::string(DPONE_VERSION) + " (" + dpone::cli::allocator_name() + ")");
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "Print only results and errors");
   int exit_code = 0;
