@@ -11,7 +11,7 @@
 #   (e) (b) with the internal query path: source and sink are the same database here, so by
 #       default dpone runs INSERT INTO <staging> SELECT ... on the server and no row passes
 #       through it. (b), (c) and (d) set `internal_query: false` to measure the COPY path.
-# Median of RUNS (default 3) each; prints wall, CPU, peak RSS, rows/s and the ratio to (a).
+# (a), (b), (c), (e) run interleaved, in RUNS rounds. Median of RUNS (default 3) each; prints wall, CPU, peak RSS, rows/s and the ratio to (a).
 # CPU and peak RSS are the client side only (psql, dpone); server work shows in wall time.
 #   bench/pg_to_pg/run.sh [ROWS] [RUNS]
 # Environment:
@@ -209,71 +209,63 @@ YAML
 : > "$WORK/merge_native.txt"; : > "$WORK/merge.txt"
 skips=()
 
-# --- (a) native ----------------------------------------------------------------------------
-echo "(a) native: psql COPY binary | psql COPY binary, $RUNS runs"
-for _ in $(seq "$RUNS"); do
+# (a), (b), (c) and (e) run in rounds (a b c e, a b c e, ...), each from a checkpoint and an
+# empty target, so a machine that slows down or speeds up during the benchmark (other load,
+# the page cache, autovacuum) shifts every configuration alike and the ratios stay fair.
+native_run() {
   sql "TRUNCATE t_native"; sql "CHECKPOINT"
   # shellcheck disable=SC2016  # expanded by the inner bash
   measure "$WORK/native.txt" bash -c 'set -o pipefail
     psql "$DB_DSN" -X -q -v ON_ERROR_STOP=1 -c "COPY src TO STDOUT (FORMAT binary)" |
       psql "$DB_DSN" -X -q -v ON_ERROR_STOP=1 -c "COPY t_native FROM STDIN (FORMAT binary)"'
+}
+# dpone_run LABEL TARGET DIR OUT: one run into a fresh empty target; the stream's state and
+# load receipts stay, as in a repeated production full refresh.
+dpone_run() {
+  sql "DROP TABLE IF EXISTS $2"; sql "CREATE TABLE $2 (LIKE src INCLUDING ALL)"
+  sql "CHECKPOINT"
+  measure "$WORK/$4" "$DPONE" run "$WORK/$3/manifest.yaml" -q ||
+    { echo "$1 dpone run failed (its errors are above)" >&2; exit 1; }
+}
+configs=("(a) native: psql COPY binary | psql COPY binary")
+run_b=0 run_c=0 run_e=0
+if [ -z "$missing" ]; then
+  run_b=1; configs+=("(b) dpone full_refresh")
+  dpone_manifest "$WORK/full" pg_full "      table: src$COPY_PATH" t_dpone "{mode: full_refresh}"
+  if [ "$(json_eval "$describe" "coalesce(j->'source'->'options' ? 'parallel', false)")" != t ]; then
+    skips+=("skip (c): parallel not implemented (the postgres connector declares no 'parallel' source option)")
+  else
+    run_c=1; configs+=("(c) dpone full_refresh with parallel: 2")
+    dpone_manifest "$WORK/parallel" pg_parallel "      table: src
+      parallel: 2$COPY_PATH" t_dpone_par "{mode: full_refresh}"
+  fi
+  if [ -n "$COPY_PATH" ]; then
+    run_e=1; configs+=("(e) dpone full_refresh on the server (internal query)")
+    dpone_manifest "$WORK/internal" pg_internal "      table: src" t_dpone_iq "{mode: full_refresh}"
+  else
+    skips+=("skip (e): the postgres connector declares no 'internal_query' source option")
+  fi
+else
+  skips+=("skip (b): $missing" "skip (c): $missing")
+fi
+echo "$RUNS rounds of: $(IFS=';'; echo "${configs[*]}")"
+for round in $(seq "$RUNS"); do
+  echo "round $round"
+  native_run
+  if [ "$run_b" = 1 ]; then dpone_run "(b)" t_dpone full full.txt; fi
+  if [ "$run_c" = 1 ]; then dpone_run "(c)" t_dpone_par parallel parallel.txt; fi
+  if [ "$run_e" = 1 ]; then dpone_run "(e)" t_dpone_iq internal internal.txt; fi
 done
 check_equal t_native
 native_wall=$(median_of "$WORK/native.txt" 1)
-
-# --- (b) dpone full_refresh ----------------------------------------------------------------
-if [ -z "$missing" ]; then
-  echo "(b) dpone full_refresh, $RUNS runs"
-  dpone_manifest "$WORK/full" pg_full "      table: src$COPY_PATH" t_dpone "{mode: full_refresh}"
-  # Every run loads into a fresh empty target; the stream's state and load receipts stay, as
-  # in a repeated production full refresh.
-  for _ in $(seq "$RUNS"); do
-    sql "DROP TABLE IF EXISTS t_dpone"; sql "CREATE TABLE t_dpone (LIKE src INCLUDING ALL)"
-    sql "CHECKPOINT"
-    measure "$WORK/full.txt" "$DPONE" run "$WORK/full/manifest.yaml" -q ||
-      { echo "(b) dpone run failed (its errors are above)" >&2; exit 1; }
-  done
-  check_equal t_dpone
-else
-  skips+=("skip (b): $missing")
-fi
-
-# --- (c) dpone full_refresh, parallel: 2 ---------------------------------------------------
-if [ -n "$missing" ]; then
-  skips+=("skip (c): $missing")
-elif [ "$(json_eval "$describe" "coalesce(j->'source'->'options' ? 'parallel', false)")" != t ]; then
-  skips+=("skip (c): parallel not implemented (the postgres connector declares no 'parallel' source option)")
-else
-  echo "(c) dpone full_refresh with parallel: 2, $RUNS runs"
-  dpone_manifest "$WORK/parallel" pg_parallel "      table: src
-      parallel: 2$COPY_PATH" t_dpone_par "{mode: full_refresh}"
-  for _ in $(seq "$RUNS"); do
-    sql "DROP TABLE IF EXISTS t_dpone_par"; sql "CREATE TABLE t_dpone_par (LIKE src INCLUDING ALL)"
-    sql "CHECKPOINT"
-    measure "$WORK/parallel.txt" "$DPONE" run "$WORK/parallel/manifest.yaml" -q ||
-      { echo "(c) dpone run failed (its errors are above)" >&2; exit 1; }
-  done
-  check_equal t_dpone_par
-  sql "DROP TABLE t_dpone_par"
-fi
-
-# --- (e) dpone full_refresh, internal query ------------------------------------------------
-if [ -n "$COPY_PATH" ]; then
-  echo "(e) dpone full_refresh on the server (internal query), $RUNS runs"
-  dpone_manifest "$WORK/internal" pg_internal "      table: src" t_dpone_iq "{mode: full_refresh}"
-  for _ in $(seq "$RUNS"); do
-    sql "DROP TABLE IF EXISTS t_dpone_iq"; sql "CREATE TABLE t_dpone_iq (LIKE src INCLUDING ALL)"
-    sql "CHECKPOINT"
-    measure "$WORK/internal.txt" "$DPONE" run "$WORK/internal/manifest.yaml" -q ||
-      { echo "(e) dpone run failed (its errors are above)" >&2; exit 1; }
-  done
+if [ "$run_b" = 1 ]; then check_equal t_dpone; fi
+if [ "$run_c" = 1 ]; then check_equal t_dpone_par; sql "DROP TABLE t_dpone_par"; fi
+if [ "$run_e" = 1 ]; then
   check_equal t_dpone_iq
   iq=$("$DPONE" run-report --last -m "$WORK/internal/manifest.yaml" --format json)
   grep -q '"source_produces": *"internal_query' <<<"$iq" ||
     { echo "CHECK FAILED: (e) did not take the internal query path" >&2; exit 1; }
   sql "DROP TABLE t_dpone_iq"
-else
-  skips+=("skip (e): the postgres connector declares no 'internal_query' source option")
 fi
 
 # --- (d) merge of 10% changed rows ---------------------------------------------------------
