@@ -12,80 +12,14 @@
 
 #include <fmt/format.h>
 
+#include "kafka_support.hpp"
 #include "pg_support.hpp"
 
 namespace {
 
 using namespace e2e;
+using namespace e2e::kafka;
 using json = nlohmann::json;
-
-std::string env_or_empty(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-std::string bootstrap() {
-  return env_or_empty("DPONE_TEST_KAFKA_BOOTSTRAP");
-}
-
-#define REQUIRE_KAFKA()                                                                       \
-  do {                                                                                        \
-    if (bootstrap().empty() || env_or_empty("DPONE_TEST_KAFKA_CONTROL").empty()) {            \
-      if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES"))                         \
-        FAIL() << "DPONE_TEST_KAFKA_BOOTSTRAP is not set: start the services "                \
-                  "(scripts/services.sh start)";                                              \
-      GTEST_SKIP() << "no Kafka: set DPONE_TEST_KAFKA_BOOTSTRAP (scripts/services.sh start)"; \
-    }                                                                                         \
-  } while (0)
-
-std::string sh(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
-  return out;
-}
-
-// Sends one command to the mock cluster, waits for its acknowledgement and returns the
-// ack file's "result <command> => ..." text (empty for commands without a result).
-std::string control(const std::string& command) {
-  const std::string fifo = env_or_empty("DPONE_TEST_KAFKA_CONTROL");
-  const std::string ack = fifo + ".ack";
-  // Only answers after this point count: the same command may have been sent before.
-  const size_t seen = read_file(ack).size();
-  {
-    std::ofstream out(fifo, std::ios::app);
-    out << command << "\n";
-  }
-  for (int i = 0; i < 300; ++i) {
-    std::string acks = read_file(ack);
-    acks = acks.size() > seen ? acks.substr(seen) : std::string();
-    size_t ok = acks.find("ok " + command + "\n");
-    if (ok != std::string::npos) {
-      const std::string tag = "result " + command + " => ";
-      size_t r = acks.rfind(tag, ok);
-      if (r == std::string::npos) return "";
-      size_t from = r + tag.size();
-      return acks.substr(from, acks.find('\n', from) - from);
-    }
-    if (acks.find("error " + command) != std::string::npos) {
-      ADD_FAILURE() << acks;
-      return "";
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ADD_FAILURE() << "the mock cluster did not acknowledge: " << command;
-  return "";
-}
-
-std::string new_topic(int partitions) {
-  std::random_device rd;
-  std::string name = fmt::format("e2e_{:08x}", rd());
-  control(fmt::format("topic {} {}", name, partitions));
-  return name;
-}
 
 // The offsets `group` committed for `topic`, in dpone's position form
 // {"topic": {"0": next offset, ...}}; partitions without a commit are left out.
@@ -141,38 +75,6 @@ std::vector<Event> kcat_events(const std::string& topic) {
     events.push_back(std::move(e));
   }
   return events;
-}
-
-int32_t java_partition(const std::string& key, int partitions) {
-  const uint32_t m = 0x5bd1e995;
-  uint32_t h = 0x9747b28c ^ static_cast<uint32_t>(key.size());
-  const auto* d = reinterpret_cast<const unsigned char*>(key.data());
-  size_t n4 = key.size() / 4;
-  for (size_t i = 0; i < n4; ++i) {
-    uint32_t k = d[4 * i] | (d[4 * i + 1] << 8) | (d[4 * i + 2] << 16) |
-                 (static_cast<uint32_t>(d[4 * i + 3]) << 24);
-    k *= m;
-    k ^= k >> 24;
-    k *= m;
-    h *= m;
-    h ^= k;
-  }
-  size_t t = n4 * 4;
-  switch (key.size() % 4) {
-    case 3:
-      h ^= d[t + 2] << 16;
-      [[fallthrough]];
-    case 2:
-      h ^= d[t + 1] << 8;
-      [[fallthrough]];
-    case 1:
-      h ^= d[t];
-      h *= m;
-  }
-  h ^= h >> 13;
-  h *= m;
-  h ^= h >> 15;
-  return static_cast<int32_t>((h & 0x7fffffffu) % static_cast<uint32_t>(partitions));
 }
 
 json last_stream_record(const fs::path& dir) {

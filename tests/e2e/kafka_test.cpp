@@ -12,64 +12,13 @@
 
 #include "core/util/failpoint.hpp"
 #include "harness.hpp"
+#include "kafka_support.hpp"
 
 namespace {
 
 using namespace e2e;
+using namespace e2e::kafka;
 using json = nlohmann::json;
-
-std::string env_or_empty(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-std::string bootstrap() {
-  return env_or_empty("DPONE_TEST_KAFKA_BOOTSTRAP");
-}
-
-#define REQUIRE_KAFKA()                                                                       \
-  do {                                                                                        \
-    if (bootstrap().empty() || env_or_empty("DPONE_TEST_KAFKA_CONTROL").empty()) {            \
-      if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES"))                         \
-        FAIL() << "DPONE_TEST_KAFKA_BOOTSTRAP is not set: start the services "                \
-                  "(scripts/services.sh start)";                                              \
-      GTEST_SKIP() << "no Kafka: set DPONE_TEST_KAFKA_BOOTSTRAP (scripts/services.sh start)"; \
-    }                                                                                         \
-  } while (0)
-
-std::string sh(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
-  return out;
-}
-
-// Sends one command to the mock cluster and waits for its acknowledgement.
-void control(const std::string& command) {
-  const std::string fifo = env_or_empty("DPONE_TEST_KAFKA_CONTROL");
-  const std::string ack = fifo + ".ack";
-  {
-    std::ofstream out(fifo, std::ios::app);
-    out << command << "\n";
-  }
-  for (int i = 0; i < 100; ++i) {
-    std::string acks = read_file(ack);
-    if (acks.find("ok " + command + "\n") != std::string::npos) return;
-    ASSERT_EQ(acks.find("error " + command), std::string::npos) << acks;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  FAIL() << "the mock cluster did not acknowledge: " << command;
-}
-
-std::string new_topic(int partitions) {
-  std::random_device rd;
-  std::string name = fmt::format("e2e_{:08x}", rd());
-  control(fmt::format("topic {} {}", name, partitions));
-  return name;
-}
 
 // Produces "key|value" lines with kcat to explicit partitions (round robin over `partitions`).
 void kcat_produce(const std::string& topic, int partitions, int from, int to) {
@@ -246,39 +195,6 @@ std::vector<std::string> failpoints() {
 INSTANTIATE_TEST_SUITE_P(AllFailpoints, KafkaSourceKill, ::testing::ValuesIn(failpoints()),
                          [](const auto& info) { return info.param; });
 
-// Kafka's Java Utils.murmur2, written again here so the test does not trust the connector.
-int32_t java_murmur2(const std::string& key) {
-  const uint32_t m = 0x5bd1e995;
-  uint32_t h = 0x9747b28c ^ static_cast<uint32_t>(key.size());
-  const auto* d = reinterpret_cast<const unsigned char*>(key.data());
-  size_t n4 = key.size() / 4;
-  for (size_t i = 0; i < n4; ++i) {
-    uint32_t k = d[4 * i] | (d[4 * i + 1] << 8) | (d[4 * i + 2] << 16) |
-                 (static_cast<uint32_t>(d[4 * i + 3]) << 24);
-    k *= m;
-    k ^= k >> 24;
-    k *= m;
-    h *= m;
-    h ^= k;
-  }
-  size_t t = n4 * 4;
-  switch (key.size() % 4) {
-    case 3:
-      h ^= d[t + 2] << 16;
-      [[fallthrough]];
-    case 2:
-      h ^= d[t + 1] << 8;
-      [[fallthrough]];
-    case 1:
-      h ^= d[t];
-      h *= m;
-  }
-  h ^= h >> 13;
-  h *= m;
-  h ^= h >> 15;
-  return static_cast<int32_t>(h);
-}
-
 TEST(KafkaMurmur2, TestCopyMatchesJavaVectors) {
   EXPECT_EQ(java_murmur2("21"), -973932308);
   EXPECT_EQ(java_murmur2("foobar"), -790332482);
@@ -336,8 +252,7 @@ TEST(KafkaSink, EveryRowArrivesOncePerRunInTheJavaPartition) {
   std::set<std::string> run_ids;
   for (const auto& e : events) {
     ++per_key[e.key];
-    int expected =
-        static_cast<int>((static_cast<uint32_t>(java_murmur2(e.key)) & 0x7fffffffu) % partitions);
+    int expected = java_partition(e.key, partitions);
     EXPECT_EQ(e.partition, expected) << "key " << e.key;
     json v = json::parse(e.value);
     EXPECT_EQ(std::to_string(v["id"].get<int64_t>()), e.key);
@@ -476,7 +391,7 @@ TEST(KafkaSink, JsonLinesPassThroughByteForByte) {
     EXPECT_EQ(e.key, std::to_string(v["id"].get<int>()));
     EXPECT_EQ(
         e.partition,
-        static_cast<int>((static_cast<uint32_t>(java_murmur2(e.key)) & 0x7fffffffu) % partitions));
+        java_partition(e.key, partitions));
     EXPECT_NE(e.headers.find("dpone-run-id="), std::string::npos) << e.headers;
   }
   EXPECT_EQ(values, std::set<std::string>(lines.begin(), lines.end()));
