@@ -238,9 +238,11 @@ TEST(ClickHouse, SubsecondTimestampsNeedAPolicy) {
             "1\t1793527200250000\n2\t1793527201000000\n");
 }
 
-// PostgreSQL -> ClickHouse through pg_copy_text, transcoded on the fly.
-TEST(ClickHouse, PostgresToClickHouseThroughCopyText) {
-  REQUIRE_CH();
+// PostgreSQL -> ClickHouse over a COPY stream transcoded on the fly: `path` is what the
+// sink must receive (pg_copy_binary by default, pg_copy_text with `pg_copy_format: text`);
+// both load the same values. (tests/e2e/pg_clickhouse_binary_test.cpp compares the two
+// paths over every type.)
+void postgres_to_clickhouse(const std::string& sink_extra, const std::string& path) {
   const char* dsn = std::getenv("DPONE_TEST_PG_DSN");
   if (!dsn) GTEST_SKIP() << "no PostgreSQL (DPONE_TEST_PG_DSN)";
   std::random_device rd;
@@ -285,20 +287,31 @@ TEST(ClickHouse, PostgresToClickHouseThroughCopyText) {
                  schema +
                  ", table: src}\n"
                  "    sink: {connector: clickhouse, connection: ch, table: dst, strategy: {mode: "
-                 "full_refresh}}\n");
+                 "full_refresh}" +
+                 sink_extra + "}\n");
   Result r = run_dpone(s.dir(), {"run", "m.yaml"}, env);
   psql("DROP SCHEMA " + schema + " CASCADE;");
   ASSERT_EQ(r.exit_code, 0) << r.all();
   std::string records;
   for (const auto& e : fs::recursive_directory_iterator(s / ".dpone" / "runs"))
     if (e.path().filename() == "run.json") records += read_file(e.path());
-  EXPECT_NE(records.find("pg_copy_text"), std::string::npos)
-      << "not the COPY text path: " << records;
+  EXPECT_NE(records.find("\"sink_receives\": \"streaming_rows/" + path + "\""), std::string::npos)
+      << "not the " << path << " path: " << records;
   EXPECT_EQ(chq("SELECT id, flag, hex(raw), at, amount, note, doc FROM " + db.name() +
                 ".dst ORDER BY id FORMAT TSV"),
             "1\ttrue\t00FF\t2026-11-01 08:00:00\t12.50\ttab\\there\\nnew \\\\ Zoë\t{\"a\": 1}\n"
             "2\tfalse\t\t1970-01-02 00:00:00\t-0.01\t\tnull\n"
             "3\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\n");
+}
+
+TEST(ClickHouse, PostgresToClickHouseThroughCopyBinary) {
+  REQUIRE_CH();
+  postgres_to_clickhouse("", "pg_copy_binary");
+}
+
+TEST(ClickHouse, PostgresToClickHouseThroughCopyText) {
+  REQUIRE_CH();
+  postgres_to_clickhouse(", pg_copy_format: text", "pg_copy_text");
 }
 
 TEST(ClickHouse, CertifyPasses) {

@@ -3,7 +3,8 @@
 //   stage    -> CREATE TABLE `<table>__dpone_stg_<run>` (AS the target when the source
 //               columns map to exactly the target's columns, else from the source schema),
 //               then one streamed INSERT ... FORMAT TabSeparated: record batches are
-//               encoded, a pg_copy_text stream is passed through (only bool, bytea and
+//               encoded, a pg_copy_binary stream is rendered as the server's text
+//               (ch_pg_copy.hpp), a pg_copy_text stream is passed through (only bool, bytea and
 //               sub-second timestamp fields are rewritten). Staged rows are counted on the
 //               server and must equal the rows sent.
 //   check    -> not_null / unique as SQL on the staging table
@@ -24,6 +25,7 @@
 #include <thread>
 
 #include "connectors/clickhouse/ch_connector.hpp"
+#include "connectors/clickhouse/ch_pg_copy.hpp"
 #include "core/connector/sql_gates.hpp"
 #include "core/errors.hpp"
 #include "core/util/failpoint.hpp"
@@ -50,141 +52,6 @@ std::string join_quoted(const std::vector<std::string>& names) {
   for (const auto& n : names) out.push_back(quote_ident(n));
   return fmt::format("{}", fmt::join(out, ", "));
 }
-
-// Rewrites a PostgreSQL COPY text stream into ClickHouse TabSeparated field by field,
-// for the columns whose text differs (Encode != Plain); other bytes pass as they are.
-// COPY text escapes tabs and newlines inside values, so raw '\t' and '\n' delimit.
-class CopyTranscoder {
- public:
-  explicit CopyTranscoder(std::vector<ch::Encode> encodes) : encodes_(std::move(encodes)) {}
-
-  // Appends the rewritten form of `in` to `out`; keeps a partial last field for later.
-  void feed(std::string_view in, std::string& out) {
-    const char* data = in.data();
-    const char* end = data + in.size();
-    const char* p = data;
-    while (p < end) {
-      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-      const char* row_end = nl ? nl : end;
-      const char* f = p;
-      while (true) {
-        const char* tab =
-            static_cast<const char*>(std::memchr(f, '\t', static_cast<size_t>(row_end - f)));
-        const char* fe = tab ? tab : row_end;
-        if (fe > f || tab) mid_row_ = true;
-        if (current() == ch::Encode::Plain) {
-          out.append(f, static_cast<size_t>(fe - f));
-        } else {
-          pending_.append(f, static_cast<size_t>(fe - f));
-        }
-        if (!tab) break;
-        flush_field(out);
-        out.push_back('\t');
-        ++column_;
-        f = tab + 1;
-      }
-      if (!nl) break;
-      flush_field(out);
-      out.push_back('\n');
-      column_ = 0;
-      ++rows_;
-      mid_row_ = false;
-      p = nl + 1;
-    }
-  }
-  // End of stream: a last row without its newline.
-  void finish(std::string& out) {
-    if (mid_row_) {
-      flush_field(out);
-      out.push_back('\n');
-      ++rows_;
-      column_ = 0;
-      mid_row_ = false;
-    }
-  }
-  int64_t rows() const { return rows_; }
-
- private:
-  ch::Encode current() const {
-    return column_ < encodes_.size() ? encodes_[column_] : ch::Encode::Plain;
-  }
-  void flush_field(std::string& out) {
-    ch::Encode e = current();
-    if (e == ch::Encode::Plain) return;
-    std::string_view v = pending_;
-    if (v == "\\N") {
-      out.append(v);
-    } else {
-      switch (e) {
-        case ch::Encode::Bool:
-          out.append(v == "t" ? "true" : v == "f" ? "false" : v);
-          break;
-        case ch::Encode::Bytes: {
-          // COPY text shows bytea as \\x<hex> (the backslash itself escaped).
-          std::string_view hex = v;
-          if (hex.substr(0, 3) == "\\\\x")
-            hex.remove_prefix(3);
-          else
-            bad("bytea", v);
-          std::string raw;
-          raw.reserve(hex.size() / 2);
-          for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-            auto nib = [&](char h) -> int {
-              if (h >= '0' && h <= '9') return h - '0';
-              if (h >= 'a' && h <= 'f') return h - 'a' + 10;
-              if (h >= 'A' && h <= 'F') return h - 'A' + 10;
-              bad("bytea", v);
-            };
-            raw.push_back(static_cast<char>(nib(hex[i]) * 16 + nib(hex[i + 1])));
-          }
-          ch::tsv_escape_append(out, raw);
-          break;
-        }
-        case ch::Encode::Micros: {
-          int64_t m = 0;
-          if (!ch::timestamp_to_micros(v, m)) bad("timestamp", v);
-          out.append(std::to_string(m));
-          break;
-        }
-        case ch::Encode::TsText: {
-          int64_t m = 0;
-          if (!ch::timestamp_to_micros(v, m)) bad("timestamp", v);
-          bool tz = v.size() > 19 && (v.back() == 'Z' || v.find('+', 19) != std::string_view::npos);
-          out.append(ch::micros_to_timestamp(m, tz));
-          break;
-        }
-        case ch::Encode::DateRange:
-          if (!ch::in_clickhouse_date_range(v)) out_of_range(v);
-          out.append(v);
-          break;
-        case ch::Encode::Plain:
-          break;
-      }
-    }
-    pending_.clear();
-  }
-  [[noreturn]] void out_of_range(std::string_view v) const {
-    throw Error(
-        ErrorCode::TypeOverflow,
-        fmt::format("pg_copy_text row {}, column {}: '{}' is outside the range of ClickHouse "
-                    "Date/DateTime (1970-01-01 to 2105-12-31); the server would wrap it",
-                    rows_ + 1, column_ + 1, std::string(v.substr(0, 60))),
-        "filter or fix the value at the source, or load the column as text");
-  }
-  [[noreturn]] void bad(const char* what, std::string_view v) const {
-    throw Error(ErrorCode::TypeMismatch,
-                fmt::format("pg_copy_text row {}, column {}: '{}' is not a {} value dpone can "
-                            "load into ClickHouse",
-                            rows_ + 1, column_ + 1, std::string(v.substr(0, 60)), what),
-                "check the source column type");
-  }
-
-  std::vector<ch::Encode> encodes_;
-  size_t column_ = 0;
-  bool mid_row_ = false;
-  int64_t rows_ = 0;
-  std::string pending_;
-};
 
 class ChSink : public Sink {
  public:
@@ -224,6 +91,13 @@ class ChSink : public Sink {
                   fmt::format("{}: date_storage '{}' is not native or string", where_, dates));
     }
     policy_.dates_as_string = dates == "string";
+    pg_copy_format_ =
+        options.string("pg_copy_format").value_or(conn.get("pg_copy_format").value_or("auto"));
+    if (pg_copy_format_ != "auto" && pg_copy_format_ != "text") {
+      throw Error(
+          ErrorCode::ConfigBadValue,
+          fmt::format("{}: pg_copy_format '{}' is not auto or text", where_, pg_copy_format_));
+    }
     if (ctx.options.contains("mutation_timeout_s") && ctx.options["mutation_timeout_s"].is_number())
       mutation_timeout_s_ = ctx.options["mutation_timeout_s"].get<double>();
   }
@@ -239,7 +113,7 @@ class ChSink : public Sink {
     const ch::ServerFeatures& f = features();
     info.capabilities = {
         "HTTP INSERT ... FORMAT TabSeparated, streamed (chunked)",
-        "pg_copy_text transcoding",
+        "pg_copy_binary and pg_copy_text transcoding",
         f.exchange ? "EXCHANGE TABLES available (dpone swaps with RENAME)"
                    : "multi-table RENAME swap (no EXCHANGE TABLES)",
         "ATTACH/REPLACE PARTITION ... FROM (hard-linked parts)",
@@ -266,9 +140,15 @@ class ChSink : public Sink {
   }
 
   std::vector<ArtifactSpec> accepts() const override {
-    return {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText},
-            ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch},
-            ArtifactSpec{ArtifactKind::InMemoryRows, WireFormat::RecordBatch}};
+    // Binary COPY first: PostgreSQL produces it with less CPU than text (README.md
+    // "PostgreSQL COPY pass-through"); `pg_copy_format: text` keeps the text path.
+    std::vector<ArtifactSpec> out;
+    if (pg_copy_format_ != "text")
+      out.push_back(ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyBinary});
+    out.insert(out.end(), {ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::PgCopyText},
+                           ArtifactSpec{ArtifactKind::StreamingRows, WireFormat::RecordBatch},
+                           ArtifactSpec{ArtifactKind::InMemoryRows, WireFormat::RecordBatch}});
+    return out;
   }
 
   std::vector<std::string> render_ddl(const Schema& source_schema,
@@ -721,6 +601,11 @@ class ChSink : public Sink {
     if (auto* s = std::get_if<StreamingRows>(&artifact)) {
       if (s->format == WireFormat::PgCopyText && s->bytes) {
         sent = load_copy_text(db, insert, settings, *s->bytes, encodes, staged);
+      } else if (s->format == WireFormat::PgCopyBinary && s->bytes) {
+        // Timestamps go as "YYYY-MM-DD HH:MM:SS[.f]" in UTC, which the server parses
+        // without best_effort (cheaper for it; README.md "PostgreSQL COPY pass-through").
+        ch::PgBinaryTranscoder transcoder(s->wire_types, encodes, source_schema.names(), true);
+        sent = load_copy_binary(db, insert, {}, *s->bytes, transcoder, staged);
       } else if (s->format == WireFormat::RecordBatch && s->batches) {
         BatchReader* reader = s->batches.get();
         sent = load_batches(
@@ -763,7 +648,7 @@ class ChSink : public Sink {
     constexpr int64_t kProgressRows = 65536;
     bool rewrite = std::any_of(encodes.begin(), encodes.end(),
                                [](ch::Encode e) { return e != ch::Encode::Plain; });
-    CopyTranscoder transcoder(encodes);
+    ch::CopyTextTranscoder transcoder(encodes);
     std::string raw(256 * 1024, '\0');
     std::string out;
     size_t out_pos = 0;
@@ -820,6 +705,48 @@ class ChSink : public Sink {
         },
         settings);
     return rewrite ? transcoder.rows() : rows;
+  }
+
+  // Streams a binary COPY stream transcoded to TabSeparated (ch_pg_copy.hpp).
+  int64_t load_copy_binary(Client& db, const std::string& insert, const ch::Settings& settings,
+                           ByteReader& in, ch::PgBinaryTranscoder& transcoder, StagedLoad& staged) {
+    constexpr int64_t kProgressRows = 65536;
+    std::string raw(256 * 1024, '\0');
+    std::string out;
+    size_t out_pos = 0;
+    bool eof = false, first = true;
+    int64_t next_report = 0;
+    auto refill = [&]() {
+      out.clear();
+      out_pos = 0;
+      while (out.empty() && !eof) {
+        size_t n = in.read(raw.data(), raw.size());
+        if (n == 0) {
+          eof = true;
+          transcoder.finish(out);
+          break;
+        }
+        staged.bytes += static_cast<int64_t>(n);
+        transcoder.feed(std::string_view(raw.data(), n), out);
+      }
+    };
+    db.insert(
+        insert,
+        [&](char* buf, size_t size) -> size_t {
+          if (out_pos >= out.size()) refill();
+          size_t n = std::min(size, out.size() - out_pos);
+          std::memcpy(buf, out.data() + out_pos, n);
+          out_pos += n;
+          int64_t now = transcoder.rows();
+          if (on_progress_ && (first || now >= next_report) && n > 0) {
+            first = false;
+            on_progress_(now, staged.bytes);
+            next_report = now + kProgressRows;
+          }
+          return n;
+        },
+        settings);
+    return transcoder.rows();
   }
 
   template <typename Next>
@@ -1165,6 +1092,7 @@ class ChSink : public Sink {
   std::vector<std::string> order_by_;
   std::string partition_by_;
   ch::TypePolicy policy_;
+  std::string pg_copy_format_;  // auto (binary preferred) or text
   double mutation_timeout_s_ = 600;
   std::unique_ptr<Client> client_;
   std::optional<ch::ServerFeatures> features_;
