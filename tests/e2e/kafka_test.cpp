@@ -220,7 +220,8 @@ void sink_manifest(const fs::path& dir, const std::string& topic) {
                  "      topic: " +
                  topic +
                  "\n"
-                 "      strategy: {mode: append, unique_key: [id]}\n");
+                 "      strategy: {mode: append, unique_key: [id]}\n"
+                 "      headers: [run_id]\n");
 }
 
 void landing(const fs::path& dir, const std::string& file, int from, int to) {
@@ -250,6 +251,8 @@ TEST(KafkaSink, EveryRowArrivesOncePerRunInTheJavaPartition) {
   ASSERT_EQ(events.size(), 800u);
   std::map<std::string, int> per_key;
   std::set<std::string> run_ids;
+  // run id -> partition -> the first and last offset of the events carrying that run id
+  std::map<std::string, std::map<int, std::pair<long, long>>> ranges;
   for (const auto& e : events) {
     ++per_key[e.key];
     int expected = java_partition(e.key, partitions);
@@ -260,11 +263,32 @@ TEST(KafkaSink, EveryRowArrivesOncePerRunInTheJavaPartition) {
     EXPECT_EQ(v["amount"].dump(), e.key + ".25");
     auto at = e.headers.find("dpone-run-id=");
     ASSERT_NE(at, std::string::npos) << e.headers;
-    run_ids.insert(e.headers.substr(at, e.headers.find(',', at) - at));
+    at += std::string("dpone-run-id=").size();
+    std::string run_id = e.headers.substr(at, e.headers.find(',', at) - at);
+    run_ids.insert(run_id);
+    auto [it, fresh] = ranges[run_id].try_emplace(e.partition, e.offset, e.offset);
+    if (!fresh) {
+      it->second.first = std::min(it->second.first, e.offset);
+      it->second.second = std::max(it->second.second, e.offset);
+    }
   }
   EXPECT_EQ(per_key.size(), 800u);
   for (const auto& [k, n] : per_key) EXPECT_EQ(n, 1) << "key " << k;
   EXPECT_EQ(run_ids.size(), 2u);  // two runs delivered, the third sent nothing
+  // Each run's record lists the offsets it delivered, by partition: exactly the first and
+  // last offset of the events carrying its run id (none for the third run).
+  int records = 0;
+  for (const auto& dir : fs::directory_iterator(s / ".dpone" / "runs")) {
+    json rec = json::parse(read_file(dir.path() / "run.json"));
+    json offsets =
+        rec["streams"][0].value("stage_details", json::object()).value("offsets", json::object());
+    json expected = json::object();
+    for (const auto& [p, r] : ranges[dir.path().filename().string()])
+      expected[std::to_string(p)] = {r.first, r.second};
+    EXPECT_EQ(offsets, expected) << dir.path();
+    ++records;
+  }
+  EXPECT_EQ(records, 3);
 }
 
 // Acceptance 2: produce errors injected by the mock cluster fail the run with the count of
@@ -389,10 +413,8 @@ TEST(KafkaSink, JsonLinesPassThroughByteForByte) {
     values.insert(e.value);
     json v = json::parse(e.value);
     EXPECT_EQ(e.key, std::to_string(v["id"].get<int>()));
-    EXPECT_EQ(
-        e.partition,
-        java_partition(e.key, partitions));
-    EXPECT_NE(e.headers.find("dpone-run-id="), std::string::npos) << e.headers;
+    EXPECT_EQ(e.partition, java_partition(e.key, partitions));
+    EXPECT_EQ(e.headers, "") << "no headers by default";
   }
   EXPECT_EQ(values, std::set<std::string>(lines.begin(), lines.end()));
 

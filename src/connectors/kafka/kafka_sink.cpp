@@ -105,10 +105,20 @@ void append_base64(std::string& out, std::string_view in) {
 }
 
 // Counts delivery reports; librdkafka calls it from rd_kafka_poll()/flush() on our thread.
+// `offsets` keeps, per partition, the first and last offset this run delivered: the run
+// record's provenance of its events (a consumer can tell which run wrote an offset, and an
+// at-least-once re-run's duplicates, without a header on every event).
 struct DeliveryTally {
   int64_t delivered = 0;
   int64_t failed = 0;
   std::string first_error;
+  std::vector<std::pair<int64_t, int64_t>> offsets;  // by partition; {-1, -1}: none
+  nlohmann::json offsets_json() const {
+    nlohmann::json out = nlohmann::json::object();
+    for (size_t p = 0; p < offsets.size(); ++p)
+      if (offsets[p].first >= 0) out[std::to_string(p)] = {offsets[p].first, offsets[p].second};
+    return out;
+  }
 };
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -119,6 +129,13 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
                                        m->partition, rd_kafka_err2str(m->err));
   } else {
     ++tally->delivered;
+    if (m->partition >= 0 && m->offset >= 0) {
+      auto p = static_cast<size_t>(m->partition);
+      if (p >= tally->offsets.size()) tally->offsets.resize(p + 1, {-1, -1});
+      auto& [first, last] = tally->offsets[p];
+      if (first < 0 || m->offset < first) first = m->offset;
+      if (m->offset > last) last = m->offset;
+    }
   }
 }
 
@@ -132,11 +149,12 @@ class KafkaSink : public Sink {
     topic_ = options.string("topic").value_or("");
     if (topic_.empty()) throw Error(ErrorCode::ConfigMissingKey, where_ + " needs `topic`");
     key_ = options.string_list("key");
-    // Which dpone headers every event carries (default: the run id only). Each header
+    // Which dpone headers every event carries (default: none; the run record keeps the
+    // delivered offset ranges instead). Each header
     // costs librdkafka allocations per event: see README "Headers".
     std::vector<std::string> headers = ctx.options.contains("headers")
                                            ? options.string_list("headers")
-                                           : std::vector<std::string>{"run_id"};
+                                           : std::vector<std::string>{};
     for (const auto& h : headers) {
       if (h == "run_id") {
         headers_.emplace_back("dpone-run-id", run_id_);
@@ -333,9 +351,11 @@ class KafkaSink : public Sink {
               "{}: {} of {} events were not delivered to topic {} (first error: {}); {} were "
               "delivered",
               where_, undelivered, rows, topic_, why, tally_.delivered),
-          "the run failed and state did not advance: the re-run sends the whole window again, so "
-          "the events already delivered arrive twice (at-least-once; dedupe on the key or on the "
-          "dpone-run-id header downstream)");
+          fmt::format("the run failed and state did not advance: the re-run sends the whole "
+                      "window again, so the events already delivered arrive twice (at-least-once; "
+                      "they are at these offsets, by partition: {}; dedupe on the key, on those "
+                      "offsets, or on the dpone-run-id header with `headers: [run_id]`)",
+                      tally_.offsets_json().dump()));
     }
     StagedLoad s;
     s.staging_name = "(none: Kafka has no staging; events delivered to " + topic_ + ")";
@@ -344,7 +364,8 @@ class KafkaSink : public Sink {
     s.details = {{"topic", topic_},
                  {"delivered", tally_.delivered},
                  {"key", key_},
-                 {"tombstones", tombstones_}};
+                 {"tombstones", tombstones_},
+                 {"offsets", tally_.offsets_json()}};
     if (value_format_ != ValueFormat::Json)
       s.details["value_format"] = value_format_ == ValueFormat::Csv ? "csv" : "string";
     return s;

@@ -393,7 +393,8 @@ TEST(KafkaSink, DeliversEveryRowOnceKeyedLikeJava) {
                   "run-1",
                   json{{"topic", "out"},
                        {"bootstrap_servers", cluster.bootstrap()},
-                       {"strategy", {{"mode", "append"}, {"unique_key", "id"}}}},
+                       {"strategy", {{"mode", "append"}, {"unique_key", "id"}}},
+                       {"headers", {"run_id"}}},
                   nullptr,
                   dir,
                   &diag,
@@ -426,6 +427,16 @@ TEST(KafkaSink, DeliversEveryRowOnceKeyedLikeJava) {
     EXPECT_EQ(v["ok"], true);
   }
   EXPECT_EQ(keys.size(), 300u);
+  // The stage details list the delivered offsets by partition: first and last.
+  std::map<int, std::pair<int64_t, int64_t>> ranges;
+  for (const auto& m : got) {
+    auto [it, fresh] = ranges.try_emplace(m.partition, m.offset, m.offset);
+    it->second.first = std::min(it->second.first, m.offset);
+    it->second.second = std::max(it->second.second, m.offset);
+  }
+  json expected = json::object();
+  for (const auto& [p, r] : ranges) expected[std::to_string(p)] = {r.first, r.second};
+  EXPECT_EQ(staged.details["offsets"], expected);
 
   // The receipt is written by promote() and read back.
   PromoteRequest req;
@@ -440,7 +451,7 @@ TEST(KafkaSink, DeliversEveryRowOnceKeyedLikeJava) {
   std::filesystem::remove_all(dir);
 }
 
-// `headers`: the run id by default, both dpone headers on request, none with [];
+// `headers`: none by default, the run id or both dpone headers on request;
 // an unknown header name is a config error.
 TEST(KafkaSink, HeadersOption) {
   MockCluster cluster;
@@ -457,7 +468,8 @@ TEST(KafkaSink, HeadersOption) {
     EXPECT_EQ(got.size(), 3u);
     return got;
   };
-  for (const auto& m : run("default", json()))
+  for (const auto& m : run("default", json())) EXPECT_TRUE(m.headers.empty());
+  for (const auto& m : run("run_id", json{"run_id"}))
     EXPECT_EQ(m.headers, (std::map<std::string, std::string>{{"dpone-run-id", "run-7"}}));
   for (const auto& m : run("both", json{"run_id", "stream"}))
     EXPECT_EQ(m.headers, (std::map<std::string, std::string>{{"dpone-run-id", "run-7"},
