@@ -10,66 +10,14 @@
 #include <fmt/format.h>
 
 #include "core/util/failpoint.hpp"
+#include "ch_support.hpp"
 #include "harness.hpp"
 
 namespace {
 
 using namespace e2e;
+using namespace e2e::clickhouse;
 using json = nlohmann::json;
-
-std::string ch_url() {
-  const char* url = std::getenv("DPONE_TEST_CH_URL");
-  return url ? url : "";
-}
-
-#define REQUIRE_CH()                                                                              \
-  do {                                                                                            \
-    if (ch_url().empty()) {                                                                       \
-      if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES"))                             \
-        FAIL() << "DPONE_TEST_CH_URL is not set: start the services (scripts/services.sh start)"; \
-      GTEST_SKIP() << "no ClickHouse: set DPONE_TEST_CH_URL (scripts/services.sh start)";         \
-    }                                                                                             \
-  } while (0)
-
-std::string shell(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
-  return out;
-}
-
-// Runs one statement over HTTP; returns the body (errors come back as text).
-std::string chq(const std::string& sql) {
-  fs::path file = fs::temp_directory_path() / ("dpone_chq_" + std::to_string(getpid()) + ".sql");
-  write_file(file, sql);
-  std::string out = shell("curl -sS '" + ch_url() + "/' --data-binary @" + file.string() + " 2>&1");
-  fs::remove(file);
-  return out;
-}
-
-class ChDatabase {
- public:
-  ChDatabase() {
-    std::random_device rd;
-    name_ = "dpone_e2e_" + std::to_string(rd() % 1000000000);
-    chq("CREATE DATABASE " + name_);
-  }
-  ~ChDatabase() { chq("DROP DATABASE IF EXISTS " + name_); }
-  const std::string& name() const { return name_; }
-
- private:
-  std::string name_;
-};
-
-std::map<std::string, std::string> ch_env(const std::string& db) {
-  return {{"DPONE_CONN_CH_TYPE", "clickhouse"},
-          {"DPONE_CONN_CH_URL", ch_url()},
-          {"DPONE_CONN_CH_DATABASE", db}};
-}
 
 std::string dump_ch(const std::string& db, const std::string& table) {
   return chq("SELECT * FROM " + db + "." + table + " ORDER BY id FORMAT CSV");

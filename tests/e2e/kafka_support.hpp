@@ -37,18 +37,6 @@ inline std::string bootstrap() { return env_or_empty("DPONE_TEST_KAFKA_BOOTSTRAP
     }                                                                                         \
   } while (0)
 
-// Runs a shell command; its stdout.
-inline std::string sh(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
-  return out;
-}
-
 // Sends one command to the mock cluster, waits for its acknowledgement and returns the
 // ack file's "result <command> => ..." text (empty for commands without a result).
 inline std::string control(const std::string& command) {

@@ -7,47 +7,15 @@
 // clickhouse); fails without them when CI=true or DPONE_REQUIRE_SERVICES=1.
 #include <cstdio>
 
+#include "ch_support.hpp"
 #include "harness.hpp"
 #include "pg_support.hpp"
 
 namespace {
 
 using namespace e2e;
+using namespace e2e::clickhouse;
 using json = nlohmann::json;
-
-std::string ch_url() {
-  const char* url = std::getenv("DPONE_TEST_CH_URL");
-  return url ? url : "";
-}
-
-#define REQUIRE_CH_URL()                                                                    \
-  do {                                                                                      \
-    if (ch_url().empty()) {                                                                 \
-      if (std::getenv("CI") || std::getenv("DPONE_REQUIRE_SERVICES"))                       \
-        FAIL() << "DPONE_TEST_CH_URL is not set: start the services (scripts/services.sh)"; \
-      GTEST_SKIP() << "no ClickHouse: set DPONE_TEST_CH_URL (scripts/services.sh start)";   \
-    }                                                                                       \
-  } while (0)
-
-std::string run_shell(const std::string& cmd) {
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
-  return out;
-}
-
-std::string chq(const std::string& sql) {
-  fs::path file = fs::temp_directory_path() / ("dpone_chbin_" + std::to_string(getpid()) + ".sql");
-  write_file(file, sql);
-  std::string out =
-      run_shell("curl -sS '" + ch_url() + "/' --data-binary @" + file.string() + " 2>&1");
-  fs::remove(file);
-  return out;
-}
 
 // The artifact the run took, from its run record.
 std::string artifact_of(const fs::path& dir) {
@@ -63,7 +31,7 @@ std::string artifact_of(const fs::path& dir) {
 
 TEST(PgClickHouseBinary, BinaryPathLoadsExactlyWhatTheTextPathLoads) {
   REQUIRE_PG();
-  REQUIRE_CH_URL();
+  REQUIRE_CH();
   PgSchema schema("dpone_e2e_chbin_");
   const std::string t = schema.name() + ".src";
   std::string setup = psql(

@@ -38,13 +38,7 @@ inline std::string psql(const std::string& sql) {
   write_file(file, sql);
   std::string cmd = "psql '" + pg_dsn() + "' -X -q -v ON_ERROR_STOP=1 -A -F, -P null='\\N' -t -f " +
                     file.string() + " 2>&1";
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    pclose(p);
-  }
+  std::string out = shell(cmd);
   fs::remove(file);
   return out;
 }

@@ -11,6 +11,7 @@
 
 #include "connectors/clickhouse/ch_client.hpp"
 #include "core/errors.hpp"
+#include "core/util/civil_date.hpp"
 
 namespace dpone::ch {
 
@@ -214,18 +215,6 @@ void append_fraction(std::string& out, int64_t usec) {
   out.append(buf, static_cast<size_t>(n));
 }
 
-void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-}
 
 // "YYYY-MM-DD" of a day counted from 1970-01-01; returns the proleptic year (<= 0: BC,
 // printed as 1 - year, the caller appends " BC"). Consecutive rows mostly share their
@@ -238,9 +227,7 @@ int64_t append_date_1970(std::string& out, int64_t days) {
     out.append(cached, 10);
     return cached_year;
   }
-  int64_t y;
-  unsigned m, d;
-  civil_from_days(days, y, m, d);
+  const auto [y, m, d] = civil_from_days(days);
   const int64_t shown = y > 0 ? y : 1 - y;
   if (shown > 9999) {
     append_padded(out, shown, 4);

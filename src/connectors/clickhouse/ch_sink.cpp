@@ -642,23 +642,51 @@ class ChSink : public Sink {
     return staged;
   }
 
+  // Streams the bytes `refill(out)` appends (it appends nothing at the end) as the body
+  // of `insert`, telling the runtime the progress every kProgressRows rows (`rows()`).
+  // The pump of both COPY paths: memory is one refill's output.
+  template <typename Refill, typename Rows>
+  void pump(Client& db, const std::string& insert, const ch::Settings& settings, Refill refill,
+            Rows rows, const StagedLoad& staged) {
+    constexpr int64_t kProgressRows = 65536;
+    std::string out;
+    size_t out_pos = 0;
+    bool first = true;
+    int64_t next_report = 0;
+    db.insert(
+        insert,
+        [&](char* buf, size_t size) -> size_t {
+          if (out_pos >= out.size()) {
+            out.clear();
+            out_pos = 0;
+            refill(out);
+          }
+          size_t n = std::min(size, out.size() - out_pos);
+          std::memcpy(buf, out.data() + out_pos, n);
+          out_pos += n;
+          int64_t now = rows();
+          if (on_progress_ && (first || now >= next_report) && n > 0) {
+            first = false;
+            on_progress_(now, staged.bytes);
+            next_report = now + kProgressRows;
+          }
+          return n;
+        },
+        settings);
+  }
+
   int64_t load_copy_text(Client& db, const std::string& insert, const ch::Settings& settings,
                          ByteReader& in, const std::vector<ch::Encode>& encodes,
                          StagedLoad& staged) {
-    constexpr int64_t kProgressRows = 65536;
     bool rewrite = std::any_of(encodes.begin(), encodes.end(),
                                [](ch::Encode e) { return e != ch::Encode::Plain; });
     ch::CopyTextTranscoder transcoder(encodes);
     std::string raw(256 * 1024, '\0');
-    std::string out;
-    size_t out_pos = 0;
-    bool eof = false, first = true;
-    int64_t rows = 0, next_report = 0;
+    bool eof = false;
+    int64_t rows = 0;
     char last = '\n';
-    // Fills `out` from the source; counts rows by raw newlines (COPY text escapes them in values).
-    auto refill = [&]() {
-      out.clear();
-      out_pos = 0;
+    // Counts rows by raw newlines (COPY text escapes them in values).
+    auto refill = [&](std::string& out) {
       while (out.empty() && !eof) {
         size_t n = in.read(raw.data(), raw.size());
         if (n == 0) {
@@ -688,37 +716,16 @@ class ChSink : public Sink {
         }
       }
     };
-    db.insert(
-        insert,
-        [&](char* buf, size_t size) -> size_t {
-          if (out_pos >= out.size()) refill();
-          size_t n = std::min(size, out.size() - out_pos);
-          std::memcpy(buf, out.data() + out_pos, n);
-          out_pos += n;
-          int64_t now = rewrite ? transcoder.rows() : rows;
-          if (on_progress_ && (first || now >= next_report) && n > 0) {
-            first = false;
-            on_progress_(now, staged.bytes);
-            next_report = now + kProgressRows;
-          }
-          return n;
-        },
-        settings);
+    pump(db, insert, settings, refill, [&] { return rewrite ? transcoder.rows() : rows; }, staged);
     return rewrite ? transcoder.rows() : rows;
   }
 
   // Streams a binary COPY stream transcoded to TabSeparated (ch_pg_copy.hpp).
   int64_t load_copy_binary(Client& db, const std::string& insert, const ch::Settings& settings,
                            ByteReader& in, ch::PgBinaryTranscoder& transcoder, StagedLoad& staged) {
-    constexpr int64_t kProgressRows = 65536;
     std::string raw(256 * 1024, '\0');
-    std::string out;
-    size_t out_pos = 0;
-    bool eof = false, first = true;
-    int64_t next_report = 0;
-    auto refill = [&]() {
-      out.clear();
-      out_pos = 0;
+    bool eof = false;
+    auto refill = [&](std::string& out) {
       while (out.empty() && !eof) {
         size_t n = in.read(raw.data(), raw.size());
         if (n == 0) {
@@ -730,22 +737,7 @@ class ChSink : public Sink {
         transcoder.feed(std::string_view(raw.data(), n), out);
       }
     };
-    db.insert(
-        insert,
-        [&](char* buf, size_t size) -> size_t {
-          if (out_pos >= out.size()) refill();
-          size_t n = std::min(size, out.size() - out_pos);
-          std::memcpy(buf, out.data() + out_pos, n);
-          out_pos += n;
-          int64_t now = transcoder.rows();
-          if (on_progress_ && (first || now >= next_report) && n > 0) {
-            first = false;
-            on_progress_(now, staged.bytes);
-            next_report = now + kProgressRows;
-          }
-          return n;
-        },
-        settings);
+    pump(db, insert, settings, refill, [&] { return transcoder.rows(); }, staged);
     return transcoder.rows();
   }
 

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/util/civil_date.hpp"
+
 namespace dpone {
 
 namespace {
@@ -397,36 +399,20 @@ Fault parse_timestamp_text(std::string_view t, Civil& c) {
   return p == e ? Fault::None : Fault::Invalid;
 }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
 
-void civil_from_days(int64_t z, int& y, int& m, int& d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
-  m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  y = static_cast<int>(yoe + era * 400 + (m <= 2));
-}
 
 // Moves c's local time to UTC by its offset; fails when the result leaves years 1-9999.
 Fault to_utc(Civil& c) {
   if (c.offset_seconds == 0) return Fault::None;
-  int64_t secs = days_from_civil(c.year, c.month, c.day) * 86400 + c.hour * 3600 + c.minute * 60 +
+  int64_t secs = days_from_civil(c.year, static_cast<unsigned>(c.month),
+                                 static_cast<unsigned>(c.day)) * 86400 + c.hour * 3600 + c.minute * 60 +
                  c.second - c.offset_seconds;
   int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
   int64_t rem = secs - days * 86400;
-  civil_from_days(days, c.year, c.month, c.day);
+  const CivilDate date = civil_from_days(days);
+  c.year = static_cast<int>(date.year);
+  c.month = static_cast<int>(date.month);
+  c.day = static_cast<int>(date.day);
   c.hour = static_cast<int>(rem / 3600);
   c.minute = static_cast<int>(rem % 3600 / 60);
   c.second = static_cast<int>(rem % 60);
