@@ -40,8 +40,8 @@ json group_position(const std::string& group, const std::string& topic, int part
 void kcat_produce_lines(const std::string& topic, int partition, const std::string& lines) {
   fs::path file = fs::temp_directory_path() / fmt::format("dpone_kcat_g_{}.txt", getpid());
   write_file(file, lines);
-  std::string out = shell(fmt::format("kcat -P -Z -b '{}' -t {} -p {} -K'|' -l '{}' 2>&1", bootstrap(),
-                                   topic, partition, file.string()));
+  std::string out = shell(fmt::format("kcat -P -Z -b '{}' -t {} -p {} -K'|' -l '{}' 2>&1",
+                                      bootstrap(), topic, partition, file.string()));
   fs::remove(file);
   ASSERT_TRUE(out.empty()) << out;
 }
@@ -55,9 +55,9 @@ struct Event {
 // Every message of `topic` read by kcat; the value is the payload's raw bytes, framed by
 // its length (%S) so values with newlines survive, NULL for a null value (-Z).
 std::vector<Event> kcat_events(const std::string& topic) {
-  std::string out =
-      shell(fmt::format("kcat -C -Z -b '{}' -t {} -o beginning -e -q -f '%p\\t%k\\t%S\\t%s\\n' 2>&1",
-                     bootstrap(), topic));
+  std::string out = shell(
+      fmt::format("kcat -C -Z -b '{}' -t {} -o beginning -e -q -f '%p\\t%k\\t%S\\t%s\\n' 2>&1",
+                  bootstrap(), topic));
   std::vector<Event> events;
   size_t at = 0;
   while (at < out.size()) {

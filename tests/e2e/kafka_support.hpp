@@ -24,7 +24,9 @@ inline std::string env_or_empty(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
 }
-inline std::string bootstrap() { return env_or_empty("DPONE_TEST_KAFKA_BOOTSTRAP"); }
+inline std::string bootstrap() {
+  return env_or_empty("DPONE_TEST_KAFKA_BOOTSTRAP");
+}
 
 #define REQUIRE_KAFKA()                                                                       \
   do {                                                                                        \

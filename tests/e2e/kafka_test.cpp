@@ -31,8 +31,8 @@ void kcat_produce(const std::string& topic, int partitions, int from, int to) {
     if (lines.empty()) continue;
     fs::path file = fs::temp_directory_path() / fmt::format("dpone_kcat_{}_{}.txt", getpid(), p);
     write_file(file, lines);
-    std::string out = shell(fmt::format("kcat -P -b '{}' -t {} -p {} -K'|' -l '{}' 2>&1", bootstrap(),
-                                     topic, p, file.string()));
+    std::string out = shell(fmt::format("kcat -P -b '{}' -t {} -p {} -K'|' -l '{}' 2>&1",
+                                        bootstrap(), topic, p, file.string()));
     fs::remove(file);
     ASSERT_TRUE(out.empty()) << out;
   }
@@ -46,9 +46,9 @@ struct Event {
 
 // Every message of the topic, read by kcat (an independent consumer) to the end.
 std::vector<Event> kcat_consume(const std::string& topic) {
-  std::string out =
-      shell(fmt::format("kcat -C -b '{}' -t {} -o beginning -e -q -f '%p\\t%o\\t%k\\t%h\\t%s\\n' 2>&1",
-                     bootstrap(), topic));
+  std::string out = shell(
+      fmt::format("kcat -C -b '{}' -t {} -o beginning -e -q -f '%p\\t%o\\t%k\\t%h\\t%s\\n' 2>&1",
+                  bootstrap(), topic));
   std::vector<Event> events;
   std::istringstream in(out);
   std::string line;

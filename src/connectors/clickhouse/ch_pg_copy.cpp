@@ -215,7 +215,6 @@ void append_fraction(std::string& out, int64_t usec) {
   out.append(buf, static_cast<size_t>(n));
 }
 
-
 // "YYYY-MM-DD" of a day counted from 1970-01-01; returns the proleptic year (<= 0: BC,
 // printed as 1 - year, the caller appends " BC"). Consecutive rows mostly share their
 // day: the last one is remembered.
