@@ -31,6 +31,7 @@
 #include <sstream>
 
 #include "connectors/kafka/kafka_common.hpp"
+#include "core/codecs/csv.hpp"
 #include "core/codecs/jsonl.hpp"
 #include "core/connector/options.hpp"
 #include "core/util/time.hpp"
@@ -44,23 +45,6 @@ namespace fs = std::filesystem;
 
 enum class ValueKind { Number, Bool, Json, Bytes, Text };
 enum class ValueFormat { Json, Csv, String };
-
-// One CSV field as the files sink's CsvWriter writes it (RFC 4180, `,` and `"`): quoted
-// only when it holds a comma, a quote, CR or LF, or is empty (so "" is the empty string
-// and an empty unquoted field is NULL); quotes doubled.
-void append_csv_field(std::string& out, std::string_view v) {
-  bool quote = v.empty() || v.find_first_of(",\"\r\n") != std::string_view::npos;
-  if (!quote) {
-    out.append(v);
-    return;
-  }
-  out += '"';
-  for (char c : v) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-}
 
 ValueKind kind_of(const LogicalType& t) {
   switch (t.id) {
@@ -753,7 +737,7 @@ class KafkaSink : public Sink {
     for (size_t c : value_columns_) {
       if (!first) out += ',';
       first = false;
-      if (!batch.is_null(row, c)) append_csv_field(out, batch.cell(row, c));
+      if (!batch.is_null(row, c)) append_csv_field(out, batch.cell(row, c), csv_);
     }
   }
 
@@ -840,6 +824,7 @@ class KafkaSink : public Sink {
   int tombstone_index_ = -1;           // the tombstone column, -1: none
   size_t value_index_ = 0;             // value_format string: the value's column
   int64_t tombstones_ = 0;
+  const CsvOptions csv_{};  // value_format csv: RFC 4180 defaults (`,`, `"`, NULL empty)
 };
 
 }  // namespace

@@ -230,28 +230,30 @@ CsvWriter::CsvWriter(std::ostream& out, CsvOptions options)
   buffer_.reserve(kWriterFlushBytes + 1024);
 }
 
-void CsvWriter::append_field(std::string_view v) {
-  const char q = options_.quote;
-  bool needs_quotes = v.empty() || (!options_.null_value.empty() && v == options_.null_value);
+void append_csv_field(std::string& out, std::string_view v, const CsvOptions& options) {
+  const char q = options.quote;
+  bool needs_quotes = v.empty() || (!options.null_value.empty() && v == options.null_value);
   if (!needs_quotes) {
     for (char c : v) {
-      if (c == options_.delimiter || c == q || c == '\n' || c == '\r') {
+      if (c == options.delimiter || c == q || c == '\n' || c == '\r') {
         needs_quotes = true;
         break;
       }
     }
   }
   if (!needs_quotes) {
-    buffer_.append(v);
+    out.append(v);
     return;
   }
-  buffer_.push_back(q);
+  out.push_back(q);
   for (char c : v) {
-    if (c == q) buffer_.push_back(q);
-    buffer_.push_back(c);
+    if (c == q) out.push_back(q);
+    out.push_back(c);
   }
-  buffer_.push_back(q);
+  out.push_back(q);
 }
+
+void CsvWriter::append_field(std::string_view v) { append_csv_field(buffer_, v, options_); }
 
 void CsvWriter::flush_line_buffer() {
   out_.write(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));

@@ -81,6 +81,11 @@ class CsvReader {
   bool first_record_seen_ = false;
 };
 
+// Appends one field as CsvWriter writes it: quoted when it is empty, equals null_value,
+// or holds the delimiter, the quote, CR or LF; quotes doubled. (NULL is the caller's:
+// null_value unquoted.)
+void append_csv_field(std::string& out, std::string_view value, const CsvOptions& options);
+
 class CsvWriter {
  public:
   CsvWriter(std::ostream& out, CsvOptions options);
