@@ -36,16 +36,6 @@ json group_position(const std::string& group, const std::string& topic, int part
   return parts.empty() ? json::object() : json{{topic, parts}};
 }
 
-// Produces "key|value" lines with kcat (-Z: an empty value is sent as NULL, a tombstone).
-void kcat_produce_lines(const std::string& topic, int partition, const std::string& lines) {
-  fs::path file = fs::temp_directory_path() / fmt::format("dpone_kcat_g_{}.txt", getpid());
-  write_file(file, lines);
-  std::string out = shell(fmt::format("kcat -P -Z -b '{}' -t {} -p {} -K'|' -l '{}' 2>&1",
-                                      bootstrap(), topic, partition, file.string()));
-  fs::remove(file);
-  ASSERT_TRUE(out.empty()) << out;
-}
-
 struct Event {
   int partition;
   std::string key;

@@ -14,6 +14,8 @@
 #include <string>
 #include <thread>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include "harness.hpp"
@@ -77,6 +79,18 @@ inline std::string new_topic(int partitions) {
   std::string name = fmt::format("e2e_{:08x}", rd());
   control(fmt::format("topic {} {}", name, partitions));
   return name;
+}
+
+// Produces "key|value" lines with kcat to one partition (-Z: an empty value is sent as
+// NULL, a tombstone).
+inline void kcat_produce_lines(const std::string& topic, int partition, const std::string& lines) {
+  fs::path file =
+      fs::temp_directory_path() / fmt::format("dpone_kcat_{}_{}.txt", getpid(), partition);
+  write_file(file, lines);
+  std::string out = shell(fmt::format("kcat -P -Z -b '{}' -t {} -p {} -K'|' -l '{}' 2>&1",
+                                      bootstrap(), topic, partition, file.string()));
+  fs::remove(file);
+  ASSERT_TRUE(out.empty()) << out;
 }
 
 // Kafka's Java Utils.murmur2.

@@ -28,13 +28,7 @@ void kcat_produce(const std::string& topic, int partitions, int from, int to) {
       if (i % partitions == p)
         lines +=
             fmt::format("k{}|{{\"id\":{},\"name\":\"item {}\",\"amount\":{}.5}}\n", i, i, i, i);
-    if (lines.empty()) continue;
-    fs::path file = fs::temp_directory_path() / fmt::format("dpone_kcat_{}_{}.txt", getpid(), p);
-    write_file(file, lines);
-    std::string out = shell(fmt::format("kcat -P -b '{}' -t {} -p {} -K'|' -l '{}' 2>&1",
-                                        bootstrap(), topic, p, file.string()));
-    fs::remove(file);
-    ASSERT_TRUE(out.empty()) << out;
+    if (!lines.empty()) kcat_produce_lines(topic, p, lines);
   }
 }
 
