@@ -2,9 +2,10 @@
 //
 // Kafka has no staging object and no transaction the runtime could promote, so stage()
 // produces: every row becomes one message (value: the row as a JSON object, key: the
-// `unique_key` columns or none, headers dpone-run-id and dpone-stream), with an
-// idempotent producer (no duplicates from the producer's own retries) and librdkafka's
-// murmur2_random partitioner (keyed messages land where Kafka's Java client puts them).
+// `unique_key` columns or none, headers only on request), with an idempotent producer
+// (no duplicates from the producer's own retries) and librdkafka's murmur2_random
+// partitioner (keyed messages land where Kafka's Java client puts them). Events without
+// headers go to librdkafka in batches (kafka::Outbox, kafka_producer.hpp).
 // stage() returns only after every delivery report came back; one negative report fails
 // the stage with the count of undelivered events, so the runtime never promotes and
 // never advances state. Events delivered before such a failure stay in the topic (Kafka
@@ -28,9 +29,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "connectors/kafka/kafka_common.hpp"
+#include "connectors/kafka/kafka_producer.hpp"
 #include "core/codecs/csv.hpp"
 #include "core/codecs/jsonl.hpp"
 #include "core/connector/options.hpp"
@@ -85,41 +88,6 @@ void append_base64(std::string& out, std::string_view in) {
     out += kAlphabet[(v >> 12) & 63];
     out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
     out += '=';
-  }
-}
-
-// Counts delivery reports; librdkafka calls it from rd_kafka_poll()/flush() on our thread.
-// `offsets` keeps, per partition, the first and last offset this run delivered: the run
-// record's provenance of its events (a consumer can tell which run wrote an offset, and an
-// at-least-once re-run's duplicates, without a header on every event).
-struct DeliveryTally {
-  int64_t delivered = 0;
-  int64_t failed = 0;
-  std::string first_error;
-  std::vector<std::pair<int64_t, int64_t>> offsets;  // by partition; {-1, -1}: none
-  nlohmann::json offsets_json() const {
-    nlohmann::json out = nlohmann::json::object();
-    for (size_t p = 0; p < offsets.size(); ++p)
-      if (offsets[p].first >= 0) out[std::to_string(p)] = {offsets[p].first, offsets[p].second};
-    return out;
-  }
-};
-
-void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-  auto* tally = static_cast<DeliveryTally*>(opaque);
-  if (m->err) {
-    if (tally->failed++ == 0)
-      tally->first_error = fmt::format("{}[{}]: {}", m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
-                                       m->partition, rd_kafka_err2str(m->err));
-  } else {
-    ++tally->delivered;
-    if (m->partition >= 0 && m->offset >= 0) {
-      auto p = static_cast<size_t>(m->partition);
-      if (p >= tally->offsets.size()) tally->offsets.resize(p + 1, {-1, -1});
-      auto& [first, last] = tally->offsets[p];
-      if (first < 0 || m->offset < first) first = m->offset;
-      if (m->offset > last) last = m->offset;
-    }
   }
 }
 
@@ -286,6 +254,12 @@ class KafkaSink : public Sink {
       partitions_ =
           kafka::topic_partitions(rk, topic_, timeout_ms_, ErrorCode::SinkUnavailable, where_);
     kafka::TopicPtr topic(rd_kafka_topic_new(rk, topic_.c_str(), nullptr));
+    // Events go out in batches, unless each carries headers (see kafka::Outbox).
+    if (headers_.empty()) outbox_.emplace(rk, topic.get(), where_);
+    struct OutboxReset {
+      std::optional<kafka::Outbox>& outbox;
+      ~OutboxReset() { outbox.reset(); }
+    } outbox_reset{outbox_};
     int64_t rows = 0, bytes = 0;
     try {
       if (lines) {
@@ -301,10 +275,12 @@ class KafkaSink : public Sink {
           if (!between_blocks(rk, rows, bytes)) break;
         }
       }
+      if (outbox_) outbox_->flush();
     } catch (const Error& e) {
       // The input failed (a malformed line, a file changed, a NULL key) after `rows`
       // events were handed to the producer: wait for their reports, so the message says
       // how many are in the topic now, and fail with the input's own code.
+      flush_outbox_quietly();  // the events read before the error, as if produced one by one
       rd_kafka_flush(rk, static_cast<int>(delivery_timeout_ms_ + 10000));
       throw Error(e.code(),
                   fmt::format("{} ({} events produced before this were delivered to topic {}, "
@@ -427,15 +403,20 @@ class KafkaSink : public Sink {
     s.set("log_level", "2");  // connection errors reach the operator as dpone errors instead
     for (const auto& [k, v] : settings_.properties) s.set(k, v);
     kafka::ConfPtr conf(rd_kafka_conf_new());
-    rd_kafka_conf_set_dr_msg_cb(conf.get(), on_delivery);
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), kafka::on_delivery);
     rd_kafka_conf_set_opaque(conf.get(), &tally_);
     producer_ = kafka::make_client(RD_KAFKA_PRODUCER, s, where_, std::move(conf));
     return producer_.get();
   }
 
   // `value` null (data() == nullptr, as `std::string_view{}`) produces a null value.
+  // Through the outbox when there is one (no headers), else one event at a time.
   void produce(rd_kafka_t* rk, rd_kafka_topic_t* topic, std::string_view value,
                const std::string* key, rd_kafka_headers_t* headers) {
+    if (outbox_) {
+      outbox_->add(value, key);
+      return;
+    }
     for (;;) {
       rd_kafka_resp_err_t err = rd_kafka_producev(
           rk, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
@@ -451,6 +432,16 @@ class KafkaSink : public Sink {
       if (headers) rd_kafka_headers_destroy(headers);  // not taken over on failure
       throw Error(ErrorCode::StageFailed, fmt::format("{}: cannot produce to topic {}: {}", where_,
                                                       topic_, rd_kafka_err2str(err)));
+    }
+  }
+
+  // On an error path: hands over what the outbox holds; a refusal there changes nothing
+  // (the run fails with the first error either way).
+  void flush_outbox_quietly() noexcept {
+    if (!outbox_) return;
+    try {
+      outbox_->flush();
+    } catch (...) {
     }
   }
 
@@ -474,6 +465,7 @@ class KafkaSink : public Sink {
   // Between input blocks: serve delivery reports, stop early on a fatal producer error
   // (stage() then reports it), tell the runtime how far the run is.
   bool between_blocks(rd_kafka_t* rk, int64_t rows, int64_t bytes) {
+    if (outbox_) outbox_->flush();
     rd_kafka_poll(rk, 0);
     if (rd_kafka_fatal_error(rk, nullptr, 0)) return false;
     if (on_progress_) on_progress_(rows, bytes);
@@ -533,29 +525,38 @@ class KafkaSink : public Sink {
     std::vector<char> buf(size_t{1} << 20);
     size_t have = 0;
     std::string key;
-    for (;;) {
-      if (have == buf.size()) buf.resize(buf.size() * 2);  // one line longer than the block
-      size_t n = reader.read(buf.data() + have, buf.size() - have);
-      const bool end = n == 0;
-      have += n;
-      size_t start = 0;
+    try {
       for (;;) {
-        const char* from = buf.data() + start;
-        const void* nl = std::memchr(from, '\n', have - start);
-        size_t len = nl ? static_cast<size_t>(static_cast<const char*>(nl) - from) : have - start;
-        if (!nl && !(end && len > 0)) break;
-        std::string_view value(from, len);
-        ++rows;
-        bool keyed = !key_columns_.empty();
-        if (keyed) line_key(value, rows, key);
-        produce(rk, topic, value, keyed ? &key : nullptr, run_headers());
-        bytes += static_cast<int64_t>(len);
-        start += nl ? len + 1 : len;
+        if (have == buf.size()) buf.resize(buf.size() * 2);  // one line longer than the block
+        size_t n = reader.read(buf.data() + have, buf.size() - have);
+        const bool end = n == 0;
+        have += n;
+        size_t start = 0;
+        for (;;) {
+          const char* from = buf.data() + start;
+          const void* nl = std::memchr(from, '\n', have - start);
+          size_t len = nl ? static_cast<size_t>(static_cast<const char*>(nl) - from) : have - start;
+          if (!nl && !(end && len > 0)) break;
+          std::string_view value(from, len);
+          ++rows;
+          bool keyed = !key_columns_.empty();
+          if (keyed) line_key(value, rows, key);
+          if (outbox_)
+            outbox_->add_view(value, keyed ? &key : nullptr);  // buf holds until the flush below
+          else
+            produce(rk, topic, value, keyed ? &key : nullptr, run_headers());
+          bytes += static_cast<int64_t>(len);
+          start += nl ? len + 1 : len;
+        }
+        if (outbox_) outbox_->flush();
+        if (end) return;
+        std::memmove(buf.data(), buf.data() + start, have - start);
+        have -= start;
+        if (!between_blocks(rk, rows, bytes)) return;
       }
-      if (end) return;
-      std::memmove(buf.data(), buf.data() + start, have - start);
-      have -= start;
-      if (!between_blocks(rk, rows, bytes)) return;
+    } catch (...) {
+      flush_outbox_quietly();  // now, while buf (the outbox's views point into it) exists
+      throw;
     }
   }
 
@@ -809,8 +810,9 @@ class KafkaSink : public Sink {
   int64_t delivery_timeout_ms_ = 120000, linger_ms_ = 5, batch_size_ = 1000000;
   std::string compression_;
   fs::path receipt_path_;
-  DeliveryTally tally_;
+  kafka::DeliveryTally tally_;
   kafka::HandlePtr producer_;
+  std::optional<kafka::Outbox> outbox_;  // during stage(), unless events carry headers
   std::vector<int32_t> partitions_;
   std::vector<std::string> names_;  // `"name":` ready to copy
   std::vector<std::string> column_names_;

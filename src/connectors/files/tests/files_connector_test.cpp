@@ -408,6 +408,35 @@ TEST(FilesSource, JsonLinesAsBytes) {
   }
 }
 
+// Lines are validated a block (~1 MiB) at a time: a bad line in a later block fails
+// there, naming its file:line, after the earlier blocks were handed out; an object split
+// over two lines is two bad lines, not one good object.
+TEST(FilesSource, JsonLinesValidatedByBlockNameTheBadLine) {
+  const ArtifactSpec lines{ArtifactKind::StreamingRows, WireFormat::Jsonl};
+  TempDir dir;
+  std::string good;
+  for (int i = 1; i <= 40000; ++i) good += "{\"id\":" + std::to_string(i) + ",\"pad\":\"xxxxxxxx\"}\n";
+  SourceFixture fx;
+  for (const std::string bad : {"{\"a\":\n1}", "{\"a\":1}{\"b\":2}", "\"s\"", "{\"a\":tru}"}) {
+    dir.write("big.jsonl", good + bad + "\n{\"id\":0}\n");
+    auto src = fx.make(dir.path(), {{"path", "big.jsonl"}, {"infer_rows", 1}});
+    Window w = src->plan_window(nullptr);
+    src->discover();
+    Artifact a = src->extract(w, lines, {});
+    auto& rows = std::get<StreamingRows>(a);
+    std::string out, buf(1 << 16, '\0');
+    try {
+      while (size_t n = rows.bytes->read(buf.data(), buf.size())) out.append(buf.data(), n);
+      ADD_FAILURE() << "no error for " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::InputMalformed) << bad;
+      EXPECT_NE(std::string(e.what()).find("big.jsonl:40001: "), std::string::npos) << e.what();
+    }
+    EXPECT_GT(out.size(), size_t{1} << 20) << "the first block was handed out before the error";
+    EXPECT_EQ(good.compare(0, out.size(), out), 0);
+  }
+}
+
 TEST(FilesSource, CsvOptionsAndNoHeader) {
   TempDir dir;
   dir.write("a.txt", "1;x;NULL\n2;\"y;z\";5\n");

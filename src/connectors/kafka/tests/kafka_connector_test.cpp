@@ -14,6 +14,7 @@
 #include <set>
 
 #include "connectors/kafka/kafka_common.hpp"
+#include "connectors/kafka/kafka_producer.hpp"
 #include "core/errors.hpp"
 
 namespace dpone {
@@ -513,6 +514,77 @@ TEST(KafkaSink, DeliveryFailureFailsWithTheCount) {
     EXPECT_EQ(e.code(), ErrorCode::StageFailed);
     EXPECT_NE(std::string(e.what()).find("50 of 50 events were not delivered"), std::string::npos)
         << e.what();
+  }
+}
+
+// The outbox under queue limits far smaller than one batch (7 events; 1 KiB of values):
+// every event arrives once, a key's events in the order added (copied or viewed), a null
+// value as a tombstone; flush() never re-sends what it already handed over. Values are
+// big and small: a queue that refused a big one must not take a later small one first.
+TEST(KafkaOutbox, KeepsOrderAndDeliversEverythingUnderTinyQueueLimits) {
+  MockCluster cluster;
+  std::vector<std::string> values;
+  for (int i = 0; i < 500; ++i)
+    values.push_back(fmt::format(R"({{"i":{},"pad":"{}"}})", i, std::string(i % 2 ? 0 : 300, 'x')));
+  const std::vector<std::string> keys = {"a", "b", "c"};
+  for (auto [max_messages, max_kbytes] : {std::pair{"7", "100000"}, {"100000", "1"}}) {
+    SCOPED_TRACE(fmt::format("max messages {}, max kbytes {}", max_messages, max_kbytes));
+    const std::string name = fmt::format("ordered_{}_{}", max_messages, max_kbytes);
+    cluster.topic(name, 3);
+    char errstr[256];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    for (auto [k, v] : {std::pair{"bootstrap.servers", cluster.bootstrap().c_str()},
+                        {"enable.idempotence", "true"},
+                        {"partitioner", "murmur2_random"},
+                        {"linger.ms", "1"},
+                        {"queue.buffering.max.messages", max_messages},
+                        {"queue.buffering.max.kbytes", max_kbytes}})
+      ASSERT_EQ(rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)), RD_KAFKA_CONF_OK) << errstr;
+    kafka::DeliveryTally tally;
+    rd_kafka_conf_set_dr_msg_cb(conf, kafka::on_delivery);
+    rd_kafka_conf_set_opaque(conf, &tally);
+    kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
+    ASSERT_TRUE(rk) << errstr;
+    kafka::TopicPtr topic(rd_kafka_topic_new(rk.get(), name.c_str(), nullptr));
+    kafka::Outbox outbox(rk.get(), topic.get(), "test");
+    for (int i = 0; i < 500; ++i) {
+      if (i % 4 < 2)
+        outbox.add(values[i], &keys[i % 3]);
+      else
+        outbox.add_view(values[i], &keys[i % 3]);
+    }
+    outbox.add(std::string_view{}, &keys[0]);  // a tombstone
+    outbox.flush();
+    outbox.flush();  // nothing left: sends nothing twice
+    EXPECT_EQ(outbox.handed_over(), 501);
+    ASSERT_EQ(rd_kafka_flush(rk.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    EXPECT_EQ(tally.delivered, 501);
+    EXPECT_EQ(tally.failed, 0);
+    auto got = consume_all(cluster.bootstrap(), name, 3);
+    ASSERT_EQ(got.size(), 501u);
+    std::sort(got.begin(), got.end(), [](const Consumed& x, const Consumed& y) {
+      return std::tie(x.partition, x.offset) < std::tie(y.partition, y.offset);
+    });
+    std::map<std::string, int> last;  // key -> last i seen
+    int tombstones = 0;
+    for (const auto& m : got) {
+      EXPECT_EQ(m.partition, kafka::java_partition(m.key, 3)) << m.key;
+      if (m.null_value) {
+        ++tombstones;
+        EXPECT_EQ(m.key, "a");
+        EXPECT_EQ(last["a"], 498) << "the tombstone comes after the key's events";
+        continue;
+      }
+      int i = json::parse(m.value)["i"].get<int>();
+      EXPECT_EQ(m.value, values[i]);
+      EXPECT_EQ(m.key, keys[i % 3]);
+      auto [it, fresh] = last.try_emplace(m.key, i);
+      if (!fresh) {
+        EXPECT_GT(i, it->second) << "key " << m.key << " out of order";
+      }
+      it->second = i;
+    }
+    EXPECT_EQ(tombstones, 1);
   }
 }
 
