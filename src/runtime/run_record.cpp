@@ -41,7 +41,10 @@ std::string metric_label(const std::string& v) {
 void write_run_record(const std::filesystem::path& runs_dir, const json& record) {
   auto dir = runs_dir / record.at("run_id").get<std::string>();
   std::filesystem::create_directories(dir);
-  write_atomic(dir / "run.json", redact(record.dump(2)) + "\n");
+  // Messages can quote input bytes that are not UTF-8 (a parser's "last read"): written
+  // as U+FFFD, so the record of a failed run is always written.
+  write_atomic(dir / "run.json",
+               redact(record.dump(2, ' ', false, json::error_handler_t::replace)) + "\n");
   write_atomic(dir / "metrics.prom", redact(prometheus_metrics(record)));
 }
 

@@ -194,6 +194,26 @@ TEST(Merge, DuplicateOrNullKeysFailTheRunAndChangeNothing) {
   EXPECT_EQ(dump_table(s / "t.db", "t", "id"), before);
 }
 
+// Bad input whose error message quotes an ill-formed UTF-8 byte (the JSON parser shows
+// what it last read) fails with the input's own code, and the run record and its report
+// are still written (the byte becomes U+FFFD there), instead of an INTERNAL error.
+TEST(BadInput, InvalidUtf8InJsonLinesIsInputMalformedWithARunRecord) {
+  Scratch s;
+  write_file(s / "m.yaml",
+             "kind: dpone.batch.v1\nstreams:\n  - name: t\n    source: {connector: files, path: in.jsonl, format: jsonl}\n"
+             "    sink: {connector: sqlite, path: t.db, table: t, strategy: {mode: append}}\n");
+  write_file(s / "in.jsonl", "{\"a\":1}\n{\"a\":\"\xff\"}\n");
+  Result r = run_dpone(s.dir(), {"run", "m.yaml"});
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_NE(r.all().find("INPUT_MALFORMED"), std::string::npos) << r.all();
+  EXPECT_NE(r.all().find("in.jsonl:2"), std::string::npos) << r.all();
+  EXPECT_EQ(r.all().find("INTERNAL"), std::string::npos) << r.all();
+  Result report = run_dpone(s.dir(), {"run-report", "--last", "-m", "m.yaml", "--format", "json"});
+  EXPECT_EQ(report.exit_code, 0) << report.all();
+  EXPECT_NE(report.out.find("INPUT_MALFORMED"), std::string::npos) << report.all();
+  EXPECT_NE(report.out.find("\xEF\xBF\xBD"), std::string::npos) << "U+FFFD in the record";
+}
+
 // A password given through a connection appears nowhere: not in output of any
 // command, not in run records, reports, metrics or error messages.
 TEST(Secrets, PasswordAppearsInNoOutputOrFile) {

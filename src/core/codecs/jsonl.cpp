@@ -17,8 +17,7 @@ bool is_blank(std::string_view s) {
 
 // nlohmann's messages start with "[json.exception.parse_error.101] parse error at line 1, ";
 // the line is always 1 here (one document per line), so keep what follows.
-std::string parse_error_text(const nlohmann::json::exception& e) {
-  if (e.id == 316) return "the line is not valid UTF-8";  // type_error: an ill-formed byte
+std::string parse_error_text(const nlohmann::json::parse_error& e) {
   std::string what = e.what();
   auto bracket = what.find("] ");
   if (bracket != std::string::npos) what = what.substr(bracket + 2);
@@ -90,7 +89,7 @@ bool JsonlReader::next(nlohmann::json& object) {
       } else {
         object = nlohmann::json::parse(text.begin(), text.end());
       }
-    } catch (const nlohmann::json::exception& e) {  // a parse_error, or UTF-8's type_error
+    } catch (const nlohmann::json::parse_error& e) {
       throw Error(ErrorCode::InputMalformed,
                   input_position(input_.path(), line_) + "invalid JSON: " + parse_error_text(e),
                   "each line must hold one complete JSON object");

@@ -87,6 +87,24 @@ TEST(JsonlReader, NonObjectLine) {
                "bad.jsonl:2: the line holds an array");
 }
 
+// An ill-formed UTF-8 byte is bad input (INPUT_MALFORMED at file:line), with or without
+// key-order tracking (the two parse paths).
+TEST(JsonlReader, InvalidUtf8NamesFileAndLine) {
+  TempDir dir;
+  auto p = dir.write("bad.jsonl", "{\"a\":1}\n{\"a\":\"\xff\"}\n");
+  for (bool track : {false, true}) {
+    expect_error(
+        [&] {
+          JsonlReader r(p);
+          r.track_key_order(track);
+          json obj;
+          while (r.next(obj)) {
+          }
+        },
+        ErrorCode::InputMalformed, "bad.jsonl:2: invalid JSON");
+  }
+}
+
 TEST(JsonlReader, MissingFile) {
   TempDir dir;
   expect_error([&] { JsonlReader r(dir.path() / "nope.jsonl"); }, ErrorCode::SourceReadFailed,
