@@ -35,6 +35,7 @@
 #include "connectors/postgres/pg_connector.hpp"
 #include "connectors/postgres/pg_internal_query.hpp"
 #include "connectors/postgres/pg_state_store.hpp"
+#include "core/connector/copy_rows.hpp"
 #include "core/connector/reconcile_sql.hpp"
 #include "core/connector/sql_gates.hpp"
 #include "core/errors.hpp"
@@ -759,7 +760,7 @@ class PgSink : public Sink {
   void pass_through(ByteReader& in, bool binary, StagedLoad& staged) {
     constexpr int64_t kProgressRows = 65536;
     PgConnection& db = *conn_;
-    pg::CopyRowCounter counter(binary);
+    CopyRowCounter counter(binary);
     std::string buffer(kCopyChunk, '\0');
     int64_t next_report = 0;
     while (size_t n = in.read(buffer.data(), buffer.size())) {
@@ -813,7 +814,7 @@ class PgSink : public Sink {
         try {
           PgConnection& db = *w.conn;
           db.copy_in_start(copy_sql);
-          pg::CopyRowCounter counter(binary);
+          CopyRowCounter counter(binary);
           std::string buffer(kCopyChunk, '\0');
           int64_t bytes = 0;
           while (size_t n = in.read(buffer.data(), buffer.size())) {

@@ -110,28 +110,4 @@ size_t split_copy_line(std::string_view line, std::string& scratch, OnField&& on
 // money, inet, cidr, macaddr); enums and other user-defined types are not.
 bool copy_binary_passes_through(const PgColumnType& t);
 
-// Counts the rows of a COPY data stream fed in arbitrary chunks. Text: one row per raw
-// '\n' (values escape theirs), plus a last row without one. Binary: walks the framing
-// (header, then per row an int16 field count and per field an int32 length and its
-// bytes, then the int16 -1 trailer) without looking at values; finish() throws
-// STAGE_FAILED when the stream stops mid-row, lacks the trailer or goes on after it.
-class CopyRowCounter {
- public:
-  explicit CopyRowCounter(bool binary) : binary_(binary) {}
-  void feed(std::string_view chunk);
-  void finish(const std::string& where);
-  int64_t rows() const { return rows_; }
-
- private:
-  enum class State { Header, Extension, RowStart, FieldLength, FieldBytes, Done };
-  bool binary_;
-  int64_t rows_ = 0;
-  char last_ = '\n';
-  State state_ = State::Header;
-  std::string need_;       // bytes of a header or integer split across chunks
-  int64_t skip_ = 0;       // bytes left of an extension area or a value
-  int fields_left_ = 0;
-  int64_t trailing_ = 0;   // bytes after the trailer (an error)
-};
-
 }  // namespace dpone::pg

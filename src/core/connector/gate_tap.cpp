@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "core/connector/copy_rows.hpp"
+
 namespace dpone {
 
 namespace {
@@ -26,92 +28,25 @@ class TapBatchReader : public BatchReader {
   std::shared_ptr<GateTap::State> state_;
 };
 
-// COPY text format: one row per '\n' (newlines inside values are written as "\n").
-class TapCopyTextReader : public ByteReader {
+// COPY data (text or binary), counted as it passes (CopyRowCounter); the parts of a
+// parallel artifact count into one shared total.
+class TapCopyReader : public ByteReader {
  public:
-  TapCopyTextReader(std::unique_ptr<ByteReader> inner, std::shared_ptr<GateTap::State> state)
-      : inner_(std::move(inner)), state_(std::move(state)) {}
+  TapCopyReader(std::unique_ptr<ByteReader> inner, std::shared_ptr<GateTap::State> state,
+                bool binary)
+      : inner_(std::move(inner)), state_(std::move(state)), counter_(binary) {}
   size_t read(char* buffer, size_t size) override {
     size_t n = inner_->read(buffer, size);
-    state_->rows += std::count(buffer, buffer + n, '\n');
+    const int64_t before = counter_.rows();
+    counter_.feed(std::string_view(buffer, n));
+    state_->rows += counter_.rows() - before;
     return n;
   }
 
  private:
   std::unique_ptr<ByteReader> inner_;
   std::shared_ptr<GateTap::State> state_;
-};
-
-// COPY binary format: a 19-byte header (signature, flags, extension length) and the
-// extension, then per row an int16 field count and per field an int32 length (-1: NULL)
-// and that many bytes; an int16 -1 ends the data. Parsed incrementally across reads.
-class TapCopyBinaryReader : public ByteReader {
- public:
-  TapCopyBinaryReader(std::unique_ptr<ByteReader> inner, std::shared_ptr<GateTap::State> state)
-      : inner_(std::move(inner)), state_(std::move(state)) {}
-  size_t read(char* buffer, size_t size) override {
-    size_t n = inner_->read(buffer, size);
-    for (size_t i = 0; i < n;) {
-      if (skip_ > 0) {
-        size_t k = std::min<size_t>(skip_, n - i);
-        skip_ -= k;
-        i += k;
-        continue;
-      }
-      if (phase_ == Phase::Done) break;
-      pending_.push_back(buffer[i++]);
-      if (pending_.size() < want()) continue;
-      consume();
-      pending_.clear();
-    }
-    return n;
-  }
-
- private:
-  enum class Phase { Header, Tuple, FieldLength, Done };
-  size_t want() const { return phase_ == Phase::Header ? 19 : phase_ == Phase::Tuple ? 2 : 4; }
-  int64_t be(size_t from, size_t len) const {
-    uint64_t v = 0;
-    for (size_t i = from; i < from + len; ++i)
-      v = (v << 8) | static_cast<unsigned char>(pending_[i]);
-    // Sign-extend the 16- or 32-bit value.
-    const int bits = static_cast<int>(len * 8);
-    return static_cast<int64_t>(v << (64 - bits)) >> (64 - bits);
-  }
-  void consume() {
-    switch (phase_) {
-      case Phase::Header:
-        skip_ = static_cast<uint64_t>(std::max<int64_t>(be(15, 4), 0));  // header extension
-        phase_ = Phase::Tuple;
-        break;
-      case Phase::Tuple: {
-        int64_t fields = be(0, 2);
-        if (fields < 0) {
-          phase_ = Phase::Done;
-          break;
-        }
-        ++state_->rows;
-        fields_left_ = fields;
-        phase_ = fields_left_ > 0 ? Phase::FieldLength : Phase::Tuple;
-        break;
-      }
-      case Phase::FieldLength: {
-        int64_t len = be(0, 4);
-        if (len > 0) skip_ = static_cast<uint64_t>(len);
-        if (--fields_left_ == 0) phase_ = Phase::Tuple;
-        break;
-      }
-      case Phase::Done:
-        break;
-    }
-  }
-
-  std::unique_ptr<ByteReader> inner_;
-  std::shared_ptr<GateTap::State> state_;
-  Phase phase_ = Phase::Header;
-  std::string pending_;
-  uint64_t skip_ = 0;
-  int64_t fields_left_ = 0;
+  CopyRowCounter counter_;
 };
 
 }  // namespace
@@ -148,10 +83,8 @@ Artifact GateTap::wrap(Artifact artifact) {
         spec);
     auto tap_bytes = [&](std::unique_ptr<ByteReader>& reader) {
       if (!reader) return;
-      if (rows->format == WireFormat::PgCopyText)
-        reader = std::make_unique<TapCopyTextReader>(std::move(reader), state_);
-      else
-        reader = std::make_unique<TapCopyBinaryReader>(std::move(reader), state_);
+      reader = std::make_unique<TapCopyReader>(std::move(reader), state_,
+                                               rows->format == WireFormat::PgCopyBinary);
     };
     if (rows->format == WireFormat::PgCopyText || rows->format == WireFormat::PgCopyBinary) {
       state_->counted = true;

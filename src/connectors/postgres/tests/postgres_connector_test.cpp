@@ -965,44 +965,6 @@ TEST_F(PostgresTest, BinaryPassThroughLoadsExactlyWhatRecordBatchesLoad) {
   sk->abort(staged);
 }
 
-TEST(PgCopyRowCounter, WalksBinaryFramingInAnyChunking) {
-  std::string stream("PGCOPY\n\377\r\n\0", 11);
-  stream += std::string("\0\0\0\0\0\0\0\0", 8);  // flags, no extension
-  auto row = [&](std::initializer_list<std::string_view> values) {
-    stream += std::string{'\0', static_cast<char>(values.size())};
-    for (auto v : values) {
-      if (v == "NULL") {
-        stream += std::string("\377\377\377\377", 4);
-        continue;
-      }
-      stream += std::string{'\0', '\0', '\0', static_cast<char>(v.size())};
-      stream += v;
-    }
-  };
-  row({"abc", "NULL"});
-  row({"", "\n\n"});
-  row({"x", "yz"});
-  const std::string complete = stream + std::string("\377\377", 2);
-  for (size_t chunk : {1u, 2u, 3u, 7u, 1000u}) {
-    dpone::pg::CopyRowCounter c(true);
-    for (size_t i = 0; i < complete.size(); i += chunk)
-      c.feed(std::string_view(complete).substr(i, chunk));
-    EXPECT_NO_THROW(c.finish("test"));
-    EXPECT_EQ(c.rows(), 3) << "chunk " << chunk;
-  }
-  dpone::pg::CopyRowCounter cut(true);
-  cut.feed(std::string_view(stream).substr(0, stream.size() - 1));
-  EXPECT_THROW(cut.finish("test"), Error);
-  dpone::pg::CopyRowCounter no_trailer(true);
-  no_trailer.feed(stream);
-  EXPECT_THROW(no_trailer.finish("test"), Error);
-  dpone::pg::CopyRowCounter text(false);
-  text.feed("a\tb\nc\\n");
-  text.feed("d");
-  text.finish("test");
-  EXPECT_EQ(text.rows(), 2);
-}
-
 TEST_F(PostgresTest, FailedPromoteRollsBack) {
   Schema s = people_schema();
   load("fp", "r1", s, {{"1", "a", "1"}}, strategy(StrategyMode::Append));
