@@ -2,8 +2,9 @@
 
 #include <fmt/format.h>
 
-#include <cstdlib>
+#include <algorithm>
 
+#include "connectors/kafka/kafka_common.hpp"
 #include "core/errors.hpp"
 
 namespace dpone::kafka {
@@ -33,20 +34,25 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   }
 }
 
-Outbox::Outbox(rd_kafka_t* rk, rd_kafka_topic_t* topic, std::string where)
-    : rk_(rk), topic_(topic), where_(std::move(where)) {
+Outbox::Outbox(rd_kafka_t* rk, rd_kafka_topic_t* topic, int32_t partitions, std::string where)
+    : rk_(rk),
+      topic_(topic),
+      partitions_(std::max(partitions, 1)),
+      random_(std::random_device{}()),
+      where_(std::move(where)) {
   entries_.reserve(kMaxEvents);
   messages_.reserve(kMaxEvents);
 }
 
 void Outbox::add(std::string_view value, const std::string* key) {
-  Entry e{nullptr, data_.size(), value.size(), 0, 0, value.data() == nullptr, key != nullptr};
+  Entry e{nullptr, data_.size(), value.size(), 0, 0, value.data() == nullptr, key != nullptr, -1};
   data_.append(value);
   push(e, key);
 }
 
 void Outbox::add_view(std::string_view value, const std::string* key) {
-  push(Entry{value.data(), 0, value.size(), 0, 0, value.data() == nullptr, key != nullptr}, key);
+  push(Entry{value.data(), 0, value.size(), 0, 0, value.data() == nullptr, key != nullptr, -1},
+       key);
 }
 
 void Outbox::push(Entry e, const std::string* key) {
@@ -54,6 +60,7 @@ void Outbox::push(Entry e, const std::string* key) {
     e.key_at = data_.size();
     e.key_len = key->size();
     data_.append(*key);
+    e.partition = java_partition(*key, partitions_);
   }
   entries_.push_back(e);
   if (entries_.size() >= kMaxEvents || data_.size() >= kMaxBytes) flush();
@@ -68,6 +75,7 @@ void Outbox::flush() {
     }
   } clear{*this};
   messages_.clear();
+  const auto sticky = static_cast<int32_t>(random_() % static_cast<uint32_t>(partitions_));
   for (const Entry& e : entries_) {
     rd_kafka_message_t m{};
     m.payload = e.null_value ? nullptr
@@ -76,12 +84,14 @@ void Outbox::flush() {
     m.len = e.null_value ? 0 : e.value_len;
     m.key = e.has_key ? data_.data() + e.key_at : nullptr;
     m.key_len = e.has_key ? e.key_len : 0;
+    m.partition = e.partition >= 0 ? e.partition : sticky;
     messages_.push_back(m);
   }
   size_t start = 0;  // the first message not yet accepted
   while (start < messages_.size()) {
     const int count = static_cast<int>(messages_.size() - start);
-    const int accepted = rd_kafka_produce_batch(topic_, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+    const int accepted = rd_kafka_produce_batch(topic_, RD_KAFKA_PARTITION_UA,
+                                                RD_KAFKA_MSG_F_COPY | RD_KAFKA_MSG_F_PARTITION,
                                                 messages_.data() + start, count);
     handed_events_ += accepted;
     if (accepted == count) return;

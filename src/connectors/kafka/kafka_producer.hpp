@@ -5,6 +5,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,6 +38,12 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* tally);
 // (bench/kafka_produce). The batch call carries no headers: a sink configured with
 // `headers` produces one event at a time instead.
 //
+// Partitions: the outbox picks them (RD_KAFKA_MSG_F_PARTITION), as librdkafka's
+// murmur2_random partitioner would: a keyed event goes to java_partition(key), where
+// Kafka's Java client puts it; events without key go to one random partition per batch
+// (sticky partitioning, KIP-480). librdkafka's own partitioner would read the clock
+// twice more per event (its sticky-partition timer and the enqueue time).
+//
 // Order: librdkafka keeps a partition's events in the order they are enqueued. When its
 // queue is full (queue.buffering.max.messages or .kbytes), the batch call refuses that
 // event and every later one of the same call (rdkafka_msg.c, rd_kafka_produce_batch), so
@@ -51,8 +58,8 @@ class Outbox {
   static constexpr size_t kMaxEvents = 1024;
   static constexpr size_t kMaxBytes = size_t{1} << 20;
 
-  // `where` prefixes error messages.
-  Outbox(rd_kafka_t* rk, rd_kafka_topic_t* topic, std::string where);
+  // `partitions`: the topic's partition count; `where` prefixes error messages.
+  Outbox(rd_kafka_t* rk, rd_kafka_topic_t* topic, int32_t partitions, std::string where);
 
   // Copies the event. A value whose data() is null is a null value (a tombstone); a null
   // key pointer is no key. Hands the batch over once it is full.
@@ -72,11 +79,14 @@ class Outbox {
     const char* value;  // add_view's value, else null: the value is at value_at in data_
     size_t value_at, value_len, key_at, key_len;
     bool null_value, has_key;
+    int32_t partition;  // keyed: java_partition(key); else -1 (the batch's random one)
   };
   void push(Entry e, const std::string* key);
 
   rd_kafka_t* rk_;
   rd_kafka_topic_t* topic_;
+  int32_t partitions_;
+  std::minstd_rand random_;
   std::string where_;
   int64_t handed_events_ = 0;
   std::string data_;  // values and keys of the entries

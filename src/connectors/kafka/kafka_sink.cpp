@@ -255,7 +255,7 @@ class KafkaSink : public Sink {
           kafka::topic_partitions(rk, topic_, timeout_ms_, ErrorCode::SinkUnavailable, where_);
     kafka::TopicPtr topic(rd_kafka_topic_new(rk, topic_.c_str(), nullptr));
     // Events go out in batches, unless each carries headers (see kafka::Outbox).
-    if (headers_.empty()) outbox_.emplace(rk, topic.get(), where_);
+    if (headers_.empty()) outbox_.emplace(rk, topic.get(), static_cast<int32_t>(partitions_.size()), where_);
     struct OutboxReset {
       std::optional<kafka::Outbox>& outbox;
       ~OutboxReset() { outbox.reset(); }

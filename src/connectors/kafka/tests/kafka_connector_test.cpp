@@ -546,7 +546,7 @@ TEST(KafkaOutbox, KeepsOrderAndDeliversEverythingUnderTinyQueueLimits) {
     kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
     ASSERT_TRUE(rk) << errstr;
     kafka::TopicPtr topic(rd_kafka_topic_new(rk.get(), name.c_str(), nullptr));
-    kafka::Outbox outbox(rk.get(), topic.get(), "test");
+    kafka::Outbox outbox(rk.get(), topic.get(), 3, "test");
     for (int i = 0; i < 500; ++i) {
       if (i % 4 < 2)
         outbox.add(values[i], &keys[i % 3]);
