@@ -588,6 +588,38 @@ TEST(KafkaOutbox, KeepsOrderAndDeliversEverythingUnderTinyQueueLimits) {
   }
 }
 
+// Events without key: one random partition per batch (sticky), so a batch stays together
+// and the batches spread over the partitions.
+TEST(KafkaOutbox, UnkeyedEventsStickToOnePartitionPerBatch) {
+  MockCluster cluster;
+  cluster.topic("sticky", 4);
+  char errstr[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap().c_str(), errstr,
+                              sizeof(errstr)),
+            RD_KAFKA_CONF_OK);
+  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
+  ASSERT_TRUE(rk) << errstr;
+  kafka::TopicPtr topic(rd_kafka_topic_new(rk.get(), "sticky", nullptr));
+  kafka::Outbox outbox(rk.get(), topic.get(), 4, "test");
+  for (int batch = 0; batch < 20; ++batch) {
+    for (int i = 0; i < 10; ++i) outbox.add(fmt::format(R"({{"b":{},"i":{}}})", batch, i), nullptr);
+    outbox.flush();
+  }
+  ASSERT_EQ(rd_kafka_flush(rk.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+  auto got = consume_all(cluster.bootstrap(), "sticky", 4);
+  ASSERT_EQ(got.size(), 200u);
+  std::map<int, std::set<int32_t>> partitions_of_batch;
+  std::set<int32_t> used;
+  for (const auto& m : got) {
+    partitions_of_batch[json::parse(m.value)["b"].get<int>()].insert(m.partition);
+    used.insert(m.partition);
+  }
+  for (const auto& [batch, parts] : partitions_of_batch)
+    EXPECT_EQ(parts.size(), 1u) << "batch " << batch;
+  EXPECT_GT(used.size(), 1u) << "20 batches all in one partition of 4";
+}
+
 TEST(KafkaSink, RefusesNonAppendStrategiesAndUnknownKeys) {
   Diagnostics diag;
   SinkContext merge{"s",
