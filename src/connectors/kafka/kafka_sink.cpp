@@ -3,9 +3,11 @@
 // Kafka has no staging object and no transaction the runtime could promote, so stage()
 // produces: every row becomes one message (value: the row as a JSON object, key: the
 // `unique_key` columns or none, headers only on request), with an idempotent producer
-// (no duplicates from the producer's own retries) and librdkafka's murmur2_random
-// partitioner (keyed messages land where Kafka's Java client puts them). Events without
-// headers go to librdkafka in batches (kafka::Outbox, kafka_producer.hpp).
+// (no duplicates from the producer's own retries) and Java-compatible partitions (keyed
+// messages land where Kafka's Java client puts them). Events without headers go to
+// librdkafka in batches, their partitions chosen by dpone (kafka::Outbox,
+// kafka_producer.hpp); with headers, one by one through librdkafka's murmur2_random
+// partitioner.
 // stage() returns only after every delivery report came back; one negative report fails
 // the stage with the count of undelivered events, so the runtime never promotes and
 // never advances state. Events delivered before such a failure stay in the topic (Kafka
@@ -255,7 +257,8 @@ class KafkaSink : public Sink {
           kafka::topic_partitions(rk, topic_, timeout_ms_, ErrorCode::SinkUnavailable, where_);
     kafka::TopicPtr topic(rd_kafka_topic_new(rk, topic_.c_str(), nullptr));
     // Events go out in batches, unless each carries headers (see kafka::Outbox).
-    if (headers_.empty()) outbox_.emplace(rk, topic.get(), static_cast<int32_t>(partitions_.size()), where_);
+    if (headers_.empty())
+      outbox_.emplace(rk, topic.get(), static_cast<int32_t>(partitions_.size()), where_);
     struct OutboxReset {
       std::optional<kafka::Outbox>& outbox;
       ~OutboxReset() { outbox.reset(); }
