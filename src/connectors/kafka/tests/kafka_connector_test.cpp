@@ -452,6 +452,51 @@ TEST(KafkaSink, DeliversEveryRowOnceKeyedLikeJava) {
   std::filesystem::remove_all(dir);
 }
 
+// Without headers the sink hands events over in batches (kafka::Outbox) and picks their
+// partitions itself: the same Java partitions, each row once, the offsets in the details.
+TEST(KafkaSink, BatchedEventsWithoutHeadersLandInTheJavaPartition) {
+  MockCluster cluster;
+  cluster.topic("batched", 6);
+  Diagnostics diag;
+  SinkContext ctx{"s",
+                  "run-1",
+                  json{{"topic", "batched"},
+                       {"bootstrap_servers", cluster.bootstrap()},
+                       {"strategy", {{"mode", "append"}, {"unique_key", "id"}}}},
+                  nullptr,
+                  {},
+                  &diag,
+                  nullptr};
+  auto sink = make_kafka_sink(ctx);
+  sink->inspect();
+  StagedLoad staged = sink->stage(rows_artifact(3000), sink_schema());
+  EXPECT_EQ(staged.rows, 3000);
+  auto got = consume_all(cluster.bootstrap(), "batched", 6);
+  ASSERT_EQ(got.size(), 3000u);
+  std::sort(got.begin(), got.end(), [](const Consumed& x, const Consumed& y) {
+    return std::tie(x.partition, x.offset) < std::tie(y.partition, y.offset);
+  });
+  std::set<std::string> keys;
+  std::map<int32_t, int64_t> last_id;  // per partition: ids in the order the rows came
+  for (const auto& m : got) {
+    keys.insert(m.key);
+    EXPECT_EQ(m.partition, kafka::java_partition(m.key, 6)) << m.key;
+    EXPECT_TRUE(m.headers.empty());
+    const int64_t id = json::parse(m.value)["id"].get<int64_t>();
+    EXPECT_EQ(std::to_string(id), m.key);
+    auto [it, fresh] = last_id.try_emplace(m.partition, id);
+    if (!fresh) {
+      EXPECT_GT(id, it->second) << "partition " << m.partition;
+    }
+    it->second = id;
+  }
+  EXPECT_EQ(keys.size(), 3000u);
+  int64_t listed = 0;
+  for (const auto& [p, range] : staged.details["offsets"].items())
+    listed += range[1].get<int64_t>() - range[0].get<int64_t>() + 1;
+  EXPECT_EQ(listed, 3000);
+}
+
 // `headers`: none by default, the run id or both dpone headers on request;
 // an unknown header name is a config error.
 TEST(KafkaSink, HeadersOption) {
