@@ -108,11 +108,18 @@ void Outbox::flush() {
       rd_kafka_poll(rk_, 100);  // serve delivery reports until the queue has room
       continue;
     }
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)  // and yet a later event was accepted
+      throw Error(ErrorCode::StageFailed,
+                  fmt::format("{}: librdkafka refused an event of topic {} (queue full) but "
+                              "accepted later ones of the same batch, whose order is then not "
+                              "kept",
+                              where_, rd_kafka_topic_name(topic_)));
     throw Error(ErrorCode::StageFailed,
-                fmt::format("{}: cannot produce to topic {}: {}{}", where_,
+                fmt::format("{}: cannot produce an event ({} bytes) to topic {}: {}{}", where_,
+                            messages_[refused].len + messages_[refused].key_len,
                             rd_kafka_topic_name(topic_), rd_kafka_err2str(err),
-                            later_accepted ? " (librdkafka accepted later events of the same "
-                                             "batch, so their order would not be kept)"
+                            later_accepted ? " (the events after it in the same batch of up to "
+                                             "1024 were handed over)"
                                            : ""));
   }
 }

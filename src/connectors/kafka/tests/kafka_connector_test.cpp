@@ -665,6 +665,41 @@ TEST(KafkaOutbox, UnkeyedEventsStickToOnePartitionPerBatch) {
   EXPECT_GT(used.size(), 1u) << "20 batches all in one partition of 4";
 }
 
+// An event librdkafka refuses for a reason other than a full queue (here: larger than
+// message.max.bytes) fails the flush with STAGE_FAILED naming the reason; nothing is
+// handed over twice.
+TEST(KafkaOutbox, RefusedEventFailsTheFlush) {
+  MockCluster cluster;
+  cluster.topic("refused", 1);
+  char errstr[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap().c_str(), errstr,
+                              sizeof(errstr)),
+            RD_KAFKA_CONF_OK);
+  ASSERT_EQ(rd_kafka_conf_set(conf, "message.max.bytes", "1000", errstr, sizeof(errstr)),
+            RD_KAFKA_CONF_OK);
+  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
+  ASSERT_TRUE(rk) << errstr;
+  kafka::TopicPtr topic(rd_kafka_topic_new(rk.get(), "refused", nullptr));
+  kafka::Outbox outbox(rk.get(), topic.get(), 1, "stream 's': kafka sink");
+  outbox.add("{\"a\":1}", nullptr);
+  outbox.add(std::string(2000, 'x'), nullptr);
+  outbox.add("{\"a\":3}", nullptr);
+  try {
+    outbox.flush();
+    FAIL() << "the 2000-byte event must be refused";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::StageFailed);
+    EXPECT_NE(std::string(e.what()).find("cannot produce an event (2000 bytes) to topic refused"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(outbox.handed_over(), 2);
+  outbox.flush();  // the refused batch is gone
+  EXPECT_EQ(outbox.handed_over(), 2);
+  EXPECT_EQ(rd_kafka_flush(rk.get(), 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+}
+
 TEST(KafkaSink, RefusesNonAppendStrategiesAndUnknownKeys) {
   Diagnostics diag;
   SinkContext merge{"s",
