@@ -82,6 +82,7 @@ class Outbox {
     int32_t partition;  // keyed: java_partition(key); else -1 (the batch's random one)
   };
   void push(Entry e, const std::string* key);
+  void group_by_partition();
 
   rd_kafka_t* rk_;
   rd_kafka_topic_t* topic_;
@@ -91,7 +92,8 @@ class Outbox {
   int64_t handed_events_ = 0;
   std::string data_;  // values and keys of the entries
   std::vector<Entry> entries_;
-  std::vector<rd_kafka_message_t> messages_;
+  std::vector<rd_kafka_message_t> messages_, grouped_;
+  std::vector<size_t> starts_;  // group_by_partition: where each partition's events go
 };
 
 }  // namespace dpone::kafka
