@@ -562,6 +562,35 @@ TEST(KafkaSink, DeliveryFailureFailsWithTheCount) {
   }
 }
 
+// A producer on the mock cluster for the outbox tests: `settings` on top of the bootstrap
+// servers; with `tally`, delivery reports are counted into it.
+struct TestProducer {
+  kafka::HandlePtr rk;
+  kafka::TopicPtr topic;
+};
+TestProducer test_producer(MockCluster& cluster, const std::string& topic,
+                           const std::vector<std::pair<std::string, std::string>>& settings,
+                           kafka::DeliveryTally* tally = nullptr) {
+  char errstr[256];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  EXPECT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap().c_str(), errstr,
+                              sizeof(errstr)),
+            RD_KAFKA_CONF_OK);
+  for (const auto& [k, v] : settings)
+    EXPECT_EQ(rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof(errstr)),
+              RD_KAFKA_CONF_OK)
+        << errstr;
+  if (tally) {
+    rd_kafka_conf_set_dr_msg_cb(conf, kafka::on_delivery);
+    rd_kafka_conf_set_opaque(conf, tally);
+  }
+  TestProducer p;
+  p.rk.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
+  EXPECT_TRUE(p.rk) << errstr;
+  if (p.rk) p.topic.reset(rd_kafka_topic_new(p.rk.get(), topic.c_str(), nullptr));
+  return p;
+}
+
 // The outbox under queue limits far smaller than one batch (7 events; 1 KiB of values):
 // every event arrives once, a key's events in the order added (copied or viewed), a null
 // value as a tombstone; flush() never re-sends what it already handed over. Values are
@@ -576,21 +605,14 @@ TEST(KafkaOutbox, KeepsOrderAndDeliversEverythingUnderTinyQueueLimits) {
     SCOPED_TRACE(fmt::format("max messages {}, max kbytes {}", max_messages, max_kbytes));
     const std::string name = fmt::format("ordered_{}_{}", max_messages, max_kbytes);
     cluster.topic(name, 3);
-    char errstr[256];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    for (auto [k, v] : {std::pair{"bootstrap.servers", cluster.bootstrap().c_str()},
-                        {"enable.idempotence", "true"},
-                        {"partitioner", "murmur2_random"},
-                        {"linger.ms", "1"},
-                        {"queue.buffering.max.messages", max_messages},
-                        {"queue.buffering.max.kbytes", max_kbytes}})
-      ASSERT_EQ(rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)), RD_KAFKA_CONF_OK) << errstr;
     kafka::DeliveryTally tally;
-    rd_kafka_conf_set_dr_msg_cb(conf, kafka::on_delivery);
-    rd_kafka_conf_set_opaque(conf, &tally);
-    kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
-    ASSERT_TRUE(rk) << errstr;
-    kafka::TopicPtr topic(rd_kafka_topic_new(rk.get(), name.c_str(), nullptr));
+    auto [rk, topic] = test_producer(cluster, name,
+                                     {{"enable.idempotence", "true"},
+                                      {"linger.ms", "1"},
+                                      {"queue.buffering.max.messages", max_messages},
+                                      {"queue.buffering.max.kbytes", max_kbytes}},
+                                     &tally);
+    ASSERT_TRUE(rk);
     kafka::Outbox outbox(rk.get(), topic.get(), 3, "test");
     for (int i = 0; i < 500; ++i) {
       if (i % 4 < 2)
@@ -638,14 +660,8 @@ TEST(KafkaOutbox, KeepsOrderAndDeliversEverythingUnderTinyQueueLimits) {
 TEST(KafkaOutbox, UnkeyedEventsStickToOnePartitionPerBatch) {
   MockCluster cluster;
   cluster.topic("sticky", 4);
-  char errstr[256];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap().c_str(), errstr,
-                              sizeof(errstr)),
-            RD_KAFKA_CONF_OK);
-  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
-  ASSERT_TRUE(rk) << errstr;
-  kafka::TopicPtr topic(rd_kafka_topic_new(rk.get(), "sticky", nullptr));
+  auto [rk, topic] = test_producer(cluster, "sticky", {});
+  ASSERT_TRUE(rk);
   kafka::Outbox outbox(rk.get(), topic.get(), 4, "test");
   for (int batch = 0; batch < 20; ++batch) {
     for (int i = 0; i < 10; ++i) outbox.add(fmt::format(R"({{"b":{},"i":{}}})", batch, i), nullptr);
@@ -671,16 +687,8 @@ TEST(KafkaOutbox, UnkeyedEventsStickToOnePartitionPerBatch) {
 TEST(KafkaOutbox, RefusedEventFailsTheFlush) {
   MockCluster cluster;
   cluster.topic("refused", 1);
-  char errstr[256];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  ASSERT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", cluster.bootstrap().c_str(), errstr,
-                              sizeof(errstr)),
-            RD_KAFKA_CONF_OK);
-  ASSERT_EQ(rd_kafka_conf_set(conf, "message.max.bytes", "1000", errstr, sizeof(errstr)),
-            RD_KAFKA_CONF_OK);
-  kafka::HandlePtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
-  ASSERT_TRUE(rk) << errstr;
-  kafka::TopicPtr topic(rd_kafka_topic_new(rk.get(), "refused", nullptr));
+  auto [rk, topic] = test_producer(cluster, "refused", {{"message.max.bytes", "1000"}});
+  ASSERT_TRUE(rk);
   kafka::Outbox outbox(rk.get(), topic.get(), 1, "stream 's': kafka sink");
   outbox.add("{\"a\":1}", nullptr);
   outbox.add(std::string(2000, 'x'), nullptr);
