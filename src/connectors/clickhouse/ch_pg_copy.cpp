@@ -12,6 +12,7 @@
 #include "connectors/clickhouse/ch_client.hpp"
 #include "core/errors.hpp"
 #include "core/util/civil_date.hpp"
+#include "core/util/number_text.hpp"
 
 namespace dpone::ch {
 
@@ -178,21 +179,6 @@ int32_t be32(const char* p) {
 }
 int64_t be64(const char* p) {
   return static_cast<int64_t>(be(p, 8));
-}
-
-template <typename T>
-void append_int(std::string& out, T v) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-// `v` in decimal, zero-padded to at least `width` digits (v >= 0).
-void append_padded(std::string& out, int64_t v, int width) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  for (int n = static_cast<int>(r.ptr - buf); n < width; ++n) out.push_back('0');
-  out.append(buf, r.ptr);
 }
 
 void append2(std::string& out, int64_t v) {
@@ -487,7 +473,7 @@ void append_numeric(std::string& out, std::string_view v) {
       int dig = digit(d);
       if (dig < 0 || dig > 9999) invalid(PgWire::Numeric, v);
       if (d == 0) {
-        append_int(out, dig);
+        append_number(out, dig);
       } else {
         append_padded(out, dig, 4);
       }
@@ -513,7 +499,7 @@ void interval_part(std::string& out, int64_t value, const char* units, bool& is_
   if (value == 0) return;
   if (!is_zero) out.push_back(' ');
   if (is_before && value > 0) out.push_back('+');
-  append_int(out, value);
+  append_number(out, value);
   out.push_back(' ');
   out.append(units);
   if (value != 1) out.push_back('s');
@@ -598,7 +584,7 @@ void append_hex_word(std::string& out, unsigned w) {
 void append_dotted(std::string& out, const unsigned char* a) {
   for (int i = 0; i < 4; ++i) {
     if (i) out.push_back('.');
-    append_int(out, static_cast<unsigned>(a[i]));
+    append_number(out, static_cast<unsigned>(a[i]));
   }
 }
 
@@ -658,7 +644,7 @@ void append_inet(std::string& out, std::string_view v, bool cidr) {
   }
   if (has_bits || cidr) {
     out.push_back('/');
-    append_int(out, bits);
+    append_number(out, bits);
   }
 }
 
@@ -779,15 +765,15 @@ void append_pg_text(std::string& out, PgWire type, std::string_view v) {
       return;
     case PgWire::Int2:
       want(2);
-      append_int(out, be16(p));
+      append_number(out, be16(p));
       return;
     case PgWire::Int4:
       want(4);
-      append_int(out, be32(p));
+      append_number(out, be32(p));
       return;
     case PgWire::Int8:
       want(8);
-      append_int(out, be64(p));
+      append_number(out, be64(p));
       return;
     case PgWire::Float4: {
       want(4);
@@ -1048,7 +1034,7 @@ void PgBinaryTranscoder::emit(size_t c, const char* value, int32_t length, std::
                     "check the source column type");
       }
       if (encodes_[c] == Encode::Micros) {
-        append_int(out, m);
+        append_number(out, m);
       } else {
         out.append(micros_to_timestamp(m, w == PgWire::TimestampTz));
       }

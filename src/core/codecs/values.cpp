@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/util/civil_date.hpp"
+#include "core/util/number_text.hpp"
 
 namespace dpone {
 
@@ -57,24 +58,6 @@ std::string_view trim_blanks(std::string_view s) {
 // Types whose text is kept byte for byte (no blank trimming).
 bool keeps_text(TypeId id) {
   return id == TypeId::String || id == TypeId::Bytes || id == TypeId::Json;
-}
-
-template <typename T>
-void append_number(std::string& out, T v) {
-  char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-void append_padded(std::string& out, int64_t v, int width) {
-  char buf[24];
-  int n = 0;
-  do {
-    buf[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v > 0);
-  for (int i = n; i < width; ++i) out.push_back('0');
-  while (n > 0) out.push_back(buf[--n]);
 }
 
 // ---------------------------------------------------------------------------------- bool
@@ -398,8 +381,6 @@ Fault parse_timestamp_text(std::string_view t, Civil& c) {
   }
   return p == e ? Fault::None : Fault::Invalid;
 }
-
-
 
 // Moves c's local time to UTC by its offset; fails when the result leaves years 1-9999.
 Fault to_utc(Civil& c) {
