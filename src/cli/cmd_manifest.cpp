@@ -7,6 +7,7 @@
 #include "cli/commands.hpp"
 #include "core/errors.hpp"
 #include "core/util/redactor.hpp"
+#include "core/util/interrupt.hpp"
 #include "runtime/console.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/project.hpp"
@@ -84,6 +85,8 @@ void print_run_summary(const json& record, const std::filesystem::path& runs) {
       c.out(fmt::format("{}: loaded {} rows ({}: {} inserted, {} updated, {} deleted) in {:.2f}s",
                         s.value("stream", ""), rows.value("staged", 0), mode, rows.value("inserted", 0),
                         rows.value("updated", 0), rows.value("deleted", 0), s.value("duration_s", 0.0)));
+    } else if (status == "not_started") {
+      c.out(fmt::format("{}: not started (the run was interrupted)", s.value("stream", "")));
     } else if (status == "no_new_data") {
       c.out(fmt::format("{}: loaded 0 rows (no new data) in {:.2f}s", s.value("stream", ""), s.value("duration_s", 0.0)));
     } else {
@@ -190,16 +193,24 @@ void register_manifest_commands(CLI::App& app, int* exit_code) {
   auto* run = app.add_subcommand("run", "Run the streams: stage, check, promote, then commit state");
   add_common(run, run_o, true, true);
   run->add_option("--batch-rows", batch_rows, "Rows per batch between source and sink (default 8192)");
+  static int64_t wait_s = 0;
+  run->add_flag("--wait{3600}", wait_s,
+                "When another run holds a stream's lease, wait for it (--wait: up to 3600 s, --wait=SECONDS) "
+                "instead of failing with STREAM_BUSY");
   run->callback([exit_code] {
+    install_interrupt_handlers();
     Project p = load_project(run_o);
     EngineOptions eo;
     eo.batch_rows = batch_rows;
+    eo.lease_wait_s = wait_s;
     Engine engine(*p.manifest, *p.connections, *p.loader, eo);
     json record = engine.run(selected(p, run_o));
     print_run_summary(record, runs_dir(p.manifest->base_dir));
     *exit_code = 0;
     for (const auto& s : record["streams"])
-      if (s.value("status", "") == "failed" && *exit_code == 0) *exit_code = s["error"].value("exit_code", 1);
+      if ((s.value("status", "") == "failed" || s.value("status", "") == "interrupted") && *exit_code == 0)
+        *exit_code = s["error"].value("exit_code", 1);
+    if (record.value("status", "") == "interrupted") *exit_code = interrupt_exit_code();
   });
 }
 

@@ -41,6 +41,10 @@ enum class ErrorCategory { Run = 1, Config = 2, Dependency = 3 };
   X(PromoteFailed, "PROMOTE_FAILED", Run, true)                                           \
   X(StateConflict, "STATE_CONFLICT", Run, true)                                           \
   X(StateStoreFailed, "STATE_STORE_FAILED", Run, true)                                    \
+  X(StreamBusy, "STREAM_BUSY", Run, true)                                                 \
+  X(TimedOut, "TIMED_OUT", Dependency, true)                                              \
+  X(DiskFull, "DISK_FULL", Run, true)                                                     \
+  X(Interrupted, "INTERRUPTED", Run, true)                                                \
   X(RunRecordMissing, "RUN_RECORD_MISSING", Config, false)                                \
   X(FailpointTriggered, "FAILPOINT_TRIGGERED", Run, false)                                \
   X(Internal, "INTERNAL", Run, false)

@@ -11,9 +11,11 @@
 #include "core/errors.hpp"
 #include "core/evolution/schema_diff.hpp"
 #include "core/util/failpoint.hpp"
+#include "core/util/interrupt.hpp"
 #include "core/util/redactor.hpp"
 #include "core/util/time.hpp"
 #include "runtime/console.hpp"
+#include "runtime/lease.hpp"
 #include "runtime/negotiation.hpp"
 #include "runtime/project.hpp"
 #include "runtime/run_record.hpp"
@@ -143,14 +145,25 @@ json Engine::run(const std::vector<const StreamSpec*>& streams) {
               {"streams", json::array()}};
   double t0 = monotonic_seconds();
   bool all_ok = true;
+  bool interrupted = false;
   for (const StreamSpec* s : streams) {
+    // A signal that arrived after a stream's promotion let that stream finish; the
+    // streams after it are not started.
+    if (interrupt_signal() != 0) interrupted = true;
+    if (interrupted) {
+      // Streams after an interrupt are not started; the record says so.
+      record["streams"].push_back({{"stream", s->name}, {"status", "not_started"},
+                                   {"note", "the run was interrupted before this stream started"}});
+      continue;
+    }
     json sr = run_stream(*s);
-    all_ok = all_ok && sr["status"] != "failed";
+    all_ok = all_ok && (sr["status"] == "succeeded" || sr["status"] == "no_new_data");
+    if (sr.contains("error") && sr["error"].value("code", "") == "INTERRUPTED") interrupted = true;
     record["streams"].push_back(std::move(sr));
   }
   record["finished_at"] = now_iso8601();
   record["duration_s"] = monotonic_seconds() - t0;
-  record["status"] = all_ok ? "succeeded" : "failed";
+  record["status"] = interrupted ? "interrupted" : all_ok ? "succeeded" : "failed";
   write_run_record(runs_dir(manifest_.base_dir), record);
   return record;
 }
@@ -180,6 +193,7 @@ json Engine::run_stream(const StreamSpec& stream) {
   double stream_t0 = monotonic_seconds();
   StreamParts parts;
   std::optional<StagedLoad> staged;
+  std::optional<StreamLeaseHold> lease;  // destroyed (released) after staging is dropped
   bool first_batch = true;
   const json& cfg = stream.config;
   rec["source"] = {{"connector", cfg["source"].value("connector", "")},
@@ -201,9 +215,22 @@ json Engine::run_stream(const StreamSpec& stream) {
                    first_batch = false;
                    failpoint("during_stage");
                  }
+                 check_interrupt("during stage");
                });
     auto store = open_state(state_location(cfg, manifest_.base_dir), StateServices{&connections_, &loader_});
     rec["state_store"] = store->describe();
+
+    // One run at a time per stream: the lease is held before anything reads the window
+    // or touches staging, and released when this scope ends (also on failure).
+    phases.begin("lease");
+    check_interrupt("before the stream started");
+    lease.emplace(*store, stream.name, run_id_, LeaseOptions::from_env(options_.lease_wait_s));
+    rec["lease"] = {{"ttl_s", LeaseOptions::from_env(0).ttl_s}, {"waited_s", lease->waited_s()}};
+    if (lease->bypassed()) rec["lease"]["bypassed"] = true;
+    if (lease->taken_over()) {
+      rec["lease"]["taken_over"] = lease->taken_over()->to_json();
+      console.warn(fmt::format("{}: took over the expired lease of {}", stream.name, lease->taken_over()->describe()));
+    }
 
     phases.begin("window");
     auto state = store->get(stream.name);
@@ -233,10 +260,15 @@ json Engine::run_stream(const StreamSpec& stream) {
     }
     json position = state ? state->position : json();
     int64_t base_revision = state ? state->revision : 0;
+    // The newest receipt as this run saw it: promotion re-reads it under lock and rolls
+    // back if another run promoted since (PromoteRequest::expected_latest_receipt).
+    std::string seen_receipt;
+    if (auto latest = parts.sink->latest_receipt()) seen_receipt = latest->run_id;
     Window window = parts.source->plan_window(position);
     rec["window"] = window.to_json();
 
     phases.begin("discover");
+    check_interrupt("before discover");
     Schema schema = parts.source->discover();
     TargetInfo target = parts.sink->inspect();
     rec["source_schema"] = schema_json(schema);
@@ -245,6 +277,7 @@ json Engine::run_stream(const StreamSpec& stream) {
     failpoint("after_discover");
 
     phases.begin("evolve");
+    check_interrupt("before schema evolution");
     EvolutionPolicy policy = policy_of(cfg);
     SchemaDiff diff;
     std::vector<std::string> ddl;
@@ -285,7 +318,14 @@ json Engine::run_stream(const StreamSpec& stream) {
     }
 
     phases.begin("cleanup");
-    rec["cleanup"] = parts.sink->cleanup_abandoned();
+    check_interrupt("before cleanup");
+    {
+      // Staging of runs that still hold a lease (another stream into the same target) is
+      // not abandoned; this run's own lease is among them.
+      std::vector<std::string> live{run_id_};
+      for (const auto& l : store->live_leases()) live.push_back(l.run_id);
+      rec["cleanup"] = parts.sink->cleanup_abandoned(live);
+    }
     failpoint("after_cleanup");
 
     if (window.empty) {
@@ -295,6 +335,7 @@ json Engine::run_stream(const StreamSpec& stream) {
       if (rec.contains("recovery")) rec["state_after"] = state_json(state);
     } else {
       phases.begin("stage");
+      check_interrupt("before stage");
       auto gates = gates_for(strategy, cfg);
       ArtifactDecision decision =
           negotiate(parts.source->produces(), parts.sink->accepts(), artifact_context(parts, gates));
@@ -317,6 +358,7 @@ json Engine::run_stream(const StreamSpec& stream) {
       failpoint("after_stage");
 
       phases.begin("gates");
+      check_interrupt("after stage");
       tap.annotate(gates);
       auto results = gates.empty() ? std::vector<GateResult>{} : parts.sink->check(*staged, gates);
       rec["gates"] = json::array();
@@ -355,9 +397,14 @@ json Engine::run_stream(const StreamSpec& stream) {
       }
       failpoint("after_gates");
 
+      check_interrupt("after the gates");
       phases.begin("promote");
+      // From here the promotion runs to its end: an interrupt is looked at again only
+      // after the state commit.
+      lease->check_held();
       failpoint("before_promote");
       PromoteRequest req;
+      req.expected_latest_receipt = seen_receipt;
       req.strategy = strategy;
       req.changes = diff.to_apply();
       req.source_schema = schema;
@@ -407,12 +454,14 @@ json Engine::run_stream(const StreamSpec& stream) {
     console.clear_progress();
     std::string phase = phases.current();
     phases.end();
-    rec["status"] = "failed";
+    const bool interrupted = e.code() == ErrorCode::Interrupted;
+    rec["status"] = interrupted ? "interrupted" : "failed";
     // A breached delete guard or post-load check: its counters, with "applied": false.
     if (const auto* re = dynamic_cast<const ReconcileError*>(&e))
       rec["reconciliation"] = re->reconciliation();
     rec["error"] = {{"code", e.code_name()}, {"message", e.what()}, {"hint", e.hint()},
-                    {"retryable", e.retryable()}, {"phase", phase}, {"exit_code", exit_code_for(e.code())}};
+                    {"retryable", e.retryable()}, {"phase", phase},
+                    {"exit_code", interrupted ? interrupt_exit_code() : exit_code_for(e.code())}};
   } catch (const std::exception& e) {
     console.clear_progress();
     std::string phase = phases.current();

@@ -19,6 +19,9 @@ namespace dpone {
 
 struct EngineOptions {
   size_t batch_rows = 8192;
+  // How long a run waits for a stream another run holds (`dpone run --wait`); 0: fail
+  // at once with STREAM_BUSY.
+  int64_t lease_wait_s = 0;
 };
 
 class Engine {

@@ -190,7 +190,7 @@ class ChSink : public Sink {
 
   // --- run-time -------------------------------------------------------------------
 
-  std::vector<std::string> cleanup_abandoned() override {
+  std::vector<std::string> cleanup_abandoned(const std::vector<std::string>& live_run_ids) override {
     Client& db = client(ErrorCode::SinkUnavailable);
     std::vector<std::string> removed = repair_swap(db);
     const std::string mine = ch::sanitize_run_id(run_id_);
@@ -199,6 +199,7 @@ class ChSink : public Sink {
       if (name.size() >= mine.size() &&
           name.compare(name.size() - mine.size(), mine.size(), mine) == 0)
         continue;
+      if (names_live_run(name, live_run_ids, ch::sanitize_run_id)) continue;
       db.exec("DROP TABLE IF EXISTS " + qualified(name));
       removed.push_back(db_ + "." + name);
     }

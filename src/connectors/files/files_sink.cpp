@@ -291,7 +291,7 @@ std::vector<std::string> FilesSink::describe_promotion(const StrategySpec& strat
   return steps;
 }
 
-std::vector<std::string> FilesSink::cleanup_abandoned() {
+std::vector<std::string> FilesSink::cleanup_abandoned(const std::vector<std::string>& live_run_ids) {
   std::vector<std::string> removed;
   auto sweep = [&](const fs::path& dir, auto&& is_staging) {
     std::error_code ec;
@@ -299,6 +299,7 @@ std::vector<std::string> FilesSink::cleanup_abandoned() {
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
       const fs::path p = it->path();
       if (p == staging_ || !is_staging(p.filename().string())) continue;
+      if (names_live_run(p.filename().string(), live_run_ids, sanitize)) continue;
       std::error_code rec;
       if (fs::remove(p, rec))
         removed.push_back(display(p));

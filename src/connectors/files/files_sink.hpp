@@ -34,7 +34,7 @@ class FilesSink : public Sink {
                                       const std::vector<const SchemaChange*>& changes) override;
   std::vector<std::string> describe_promotion(const StrategySpec& strategy,
                                               const Schema& source_schema) override;
-  std::vector<std::string> cleanup_abandoned() override;
+  std::vector<std::string> cleanup_abandoned(const std::vector<std::string>& live_run_ids) override;
   StagedLoad stage(Artifact artifact, const Schema& source_schema) override;
   std::vector<GateResult> check(const StagedLoad& staged,
                                 const std::vector<GateSpec>& gates) override;

@@ -239,7 +239,7 @@ class KafkaSink : public Sink {
             "write the load receipt " + receipt_path_.string()};
   }
 
-  std::vector<std::string> cleanup_abandoned() override { return {}; }
+  std::vector<std::string> cleanup_abandoned(const std::vector<std::string>&) override { return {}; }
 
   StagedLoad stage(Artifact artifact, const Schema& schema) override {
     auto* streaming = std::get_if<StreamingRows>(&artifact);

@@ -40,6 +40,7 @@
 #include "core/connector/sql_gates.hpp"
 #include "core/errors.hpp"
 #include "core/util/failpoint.hpp"
+#include "core/util/interrupt.hpp"
 #include "core/util/time.hpp"
 
 namespace dpone {
@@ -296,7 +297,7 @@ class PgSink : public Sink {
 
   // --- run-time -------------------------------------------------------------------
 
-  std::vector<std::string> cleanup_abandoned() override {
+  std::vector<std::string> cleanup_abandoned(const std::vector<std::string>& live_run_ids) override {
     PgConnection& db = handle(ErrorCode::SinkUnavailable);
     PgResult r = db.exec_params(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -308,6 +309,7 @@ class PgSink : public Sink {
     for (int i = 0; i < r.rows(); ++i) {
       std::string name(r.value(i, 0));
       if (name == staging_name() || name == shadow_name() || name == old_name()) continue;
+      if (names_live_run(name, live_run_ids, pg::sanitize_run_id)) continue;
       db.exec("DROP TABLE IF EXISTS " + qualified(name));
       removed.push_back(schema_ + "." + name);
     }
@@ -415,6 +417,7 @@ class PgSink : public Sink {
     try {
       txn.emplace(db, "BEGIN");
       result.sql.push_back("BEGIN");
+      check_latest_receipt(db, request.expected_latest_receipt, result.sql);
       for (const auto& ddl : render_ddl(request.source_schema, request.changes)) {
         db.exec(ddl);
         result.sql.push_back(ddl);
@@ -550,6 +553,8 @@ class PgSink : public Sink {
         result.sql.push_back(drop);
       }
       failpoint("inside_promote");
+      // An interrupt that arrived during the promotion rolls it back whole.
+      check_interrupt("during the promotion (rolled back)");
       txn->commit();
       result.sql.push_back("COMMIT");
       return result;
@@ -557,7 +562,7 @@ class PgSink : public Sink {
       if (txn) txn->rollback();
       const auto* err = dynamic_cast<const Error*>(&e);
       if (err && (err->code() == ErrorCode::FailpointTriggered ||
-                  err->code() == ErrorCode::GateFailed || err->code() == ErrorCode::StateConflict))
+                  err->code() == ErrorCode::GateFailed || err->code() == ErrorCode::StateConflict || err->code() == ErrorCode::Interrupted))
         throw;
       throw Error(
           ErrorCode::PromoteFailed,
@@ -1368,6 +1373,25 @@ class PgSink : public Sink {
     if (!strategy.raw.is_object()) return kDefault;
     const auto& v = strategy.raw.value("max_partitions_per_run", nlohmann::json(kDefault));
     return v.is_number_integer() ? v.get<int64_t>() : kDefault;
+  }
+
+  // The receipt compare-and-set (PromoteRequest::expected_latest_receipt), first in the
+  // promotion transaction: a transaction-scoped advisory lock on the stream's receipts
+  // (held until COMMIT or ROLLBACK) orders two promotions of one stream, and the second
+  // sees the first's committed receipt and rolls back.
+  void check_latest_receipt(PgConnection& db, const std::string& expected, std::vector<std::string>& log) {
+    const std::string lock = "SELECT pg_advisory_xact_lock(hashtext($1))";
+    db.exec_params(lock, {"dpone.receipts:" + schema_ + "." + table_ + ":" + stream_});
+    log.push_back(lock);
+    std::string latest;
+    if (pg::relation_kind(db, schema_, kLoadsTable)) {
+      PgResult r = db.exec_params(fmt::format("SELECT \"run_id\" FROM {} WHERE \"stream\" = $1 ORDER BY "
+                                              "\"loaded_at\" DESC, \"run_id\" DESC LIMIT 1",
+                                              qualified(kLoadsTable)),
+                                  {stream_});
+      if (r.rows() == 1) latest = std::string(r.value(0, 0));
+    }
+    if (latest != expected) throw_receipt_conflict(where_, stream_, latest, expected);
   }
 
   std::vector<std::string> receipt_sql() const {

@@ -24,6 +24,9 @@ std::string state_table(const std::string& schema) {
 std::string history_table(const std::string& schema) {
   return quote_ident(schema) + ".\"state_history\"";
 }
+std::string lease_table(const std::string& schema) {
+  return quote_ident(schema) + ".\"lease\"";
+}
 
 }  // namespace
 
@@ -34,7 +37,10 @@ bool state_tables_exist(PgConnection& db, const std::string& schema) {
 }
 
 void ensure_state_tables(PgConnection& db, const std::string& schema) {
-  if (state_tables_exist(db, schema)) return;
+  auto all = db.query_value(
+      "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL",
+      {state_table(schema), history_table(schema), lease_table(schema)});
+  if (all && *all == "t") return;
   PgTransaction txn(db);
   // Two first runs creating the tables at once would collide in the catalogs.
   db.exec_params("SELECT pg_advisory_xact_lock(hashtext($1))", {"dpone.state:" + schema});
@@ -48,6 +54,12 @@ void ensure_state_tables(PgConnection& db, const std::string& schema) {
       "\"position\" jsonb NOT NULL, \"run_id\" text, \"action\" text NOT NULL, "
       "\"committed_at\" text NOT NULL, PRIMARY KEY (\"stream\", \"revision\"))",
       history_table(schema)));
+  // Leases expire by the server's clock (expires_at), so hosts with skewed clocks agree.
+  db.exec(fmt::format(
+      "CREATE TABLE IF NOT EXISTS {} (\"stream\" text PRIMARY KEY, \"run_id\" text NOT NULL, "
+      "\"host\" text NOT NULL, \"pid\" bigint NOT NULL, \"acquired_at\" text NOT NULL, "
+      "\"renewed_at\" text NOT NULL, \"ttl_s\" bigint NOT NULL, \"expires_at\" timestamptz NOT NULL)",
+      lease_table(schema)));
   txn.commit();
 }
 
@@ -212,6 +224,86 @@ class PgStateStore : public StateStore {
     return out;
   }
 
+  LeaseAttempt acquire_lease(const StreamLease& lease) override {
+    std::lock_guard lock(mutex_);
+    pg::PgConnection& db = handle();
+    try {
+      pg::ensure_state_tables(db, schema_);
+      pg::PgTransaction txn(db);
+      // Serialises two runs taking a stream whose lease row does not exist yet.
+      db.exec_params("SELECT pg_advisory_xact_lock(hashtext($1))", {"dpone.lease:" + schema_ + ":" + lease.stream});
+      pg::PgResult r = db.exec_params(
+          fmt::format("SELECT \"stream\", \"run_id\", \"host\", \"pid\", \"acquired_at\", \"renewed_at\", "
+                      "\"ttl_s\", \"expires_at\" > clock_timestamp() FROM {} WHERE \"stream\" = $1 FOR UPDATE",
+                      lease_table()),
+          {lease.stream});
+      LeaseAttempt out;
+      if (r.rows() == 1) {
+        StreamLease held = read_lease(r, 0);
+        if (held.run_id != lease.run_id && r.value(0, 7) == "t") {
+          out.held_by = held;
+          return out;  // rolled back: nothing changed
+        }
+        if (held.run_id != lease.run_id) out.taken_over = held;
+      }
+      const std::string at = now_iso8601();
+      db.exec_params(
+          fmt::format("INSERT INTO {} (\"stream\", \"run_id\", \"host\", \"pid\", \"acquired_at\", "
+                      "\"renewed_at\", \"ttl_s\", \"expires_at\") VALUES ($1, $2, $3, $4::bigint, $5, $5, "
+                      "$6::bigint, clock_timestamp() + $6::bigint * interval '1 second') ON CONFLICT "
+                      "(\"stream\") DO UPDATE SET \"run_id\" = excluded.\"run_id\", \"host\" = "
+                      "excluded.\"host\", \"pid\" = excluded.\"pid\", \"acquired_at\" = "
+                      "excluded.\"acquired_at\", \"renewed_at\" = excluded.\"renewed_at\", \"ttl_s\" = "
+                      "excluded.\"ttl_s\", \"expires_at\" = excluded.\"expires_at\"",
+                      lease_table()),
+          {lease.stream, lease.run_id, lease.host, std::to_string(lease.pid), at, std::to_string(lease.ttl_s)});
+      txn.commit();
+      out.acquired = true;
+      return out;
+    } catch (const Error& e) {
+      throw Error(ErrorCode::StateStoreFailed,
+                  fmt::format("taking the lease of stream '{}' in {} failed: {}", lease.stream, describe_,
+                              e.what()),
+                  e.hint());
+    }
+  }
+
+  bool renew_lease(const std::string& stream, const std::string& run_id) override {
+    std::lock_guard lock(mutex_);
+    return handle()
+               .exec_params(fmt::format("UPDATE {} SET \"renewed_at\" = $3, \"expires_at\" = clock_timestamp() "
+                                        "+ \"ttl_s\" * interval '1 second' WHERE \"stream\" = $1 AND "
+                                        "\"run_id\" = $2",
+                                        lease_table()),
+                            {stream, run_id, now_iso8601()})
+               .affected() == 1;
+  }
+
+  void release_lease(const std::string& stream, const std::string& run_id) noexcept override {
+    try {
+      std::lock_guard lock(mutex_);
+      handle().exec_params(
+          fmt::format("DELETE FROM {} WHERE \"stream\" = $1 AND \"run_id\" = $2", lease_table()),
+          {stream, run_id});
+    } catch (...) {
+      // An unreleased lease expires after its ttl.
+    }
+  }
+
+  std::vector<StreamLease> live_leases() override {
+    std::lock_guard lock(mutex_);
+    pg::PgConnection& db = handle();
+    auto exists = db.query_value("SELECT to_regclass($1) IS NOT NULL", {lease_table()});
+    if (!exists || *exists != "t") return {};
+    pg::PgResult r = db.exec(fmt::format(
+        "SELECT \"stream\", \"run_id\", \"host\", \"pid\", \"acquired_at\", \"renewed_at\", \"ttl_s\" "
+        "FROM {} WHERE \"expires_at\" > clock_timestamp() ORDER BY \"stream\"",
+        lease_table()));
+    std::vector<StreamLease> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(read_lease(r, i));
+    return out;
+  }
+
   std::optional<StateCommitTarget> transactional_target() const override {
     const std::string identity = connection_identity(connection_);
     if (identity.empty()) return std::nullopt;
@@ -220,6 +312,18 @@ class PgStateStore : public StateStore {
 
  private:
   std::string state_table() const { return pg::quote_ident(schema_) + ".\"state\""; }
+  std::string lease_table() const { return pg::quote_ident(schema_) + ".\"lease\""; }
+  static StreamLease read_lease(const pg::PgResult& r, int row) {
+    StreamLease l;
+    l.stream = std::string(r.value(row, 0));
+    l.run_id = std::string(r.value(row, 1));
+    l.host = std::string(r.value(row, 2));
+    l.pid = std::stoll(std::string(r.value(row, 3)));
+    l.acquired_at = std::string(r.value(row, 4));
+    l.renewed_at = std::string(r.value(row, 5));
+    l.ttl_s = std::stoll(std::string(r.value(row, 6)));
+    return l;
+  }
   pg::PgConnection& handle() {
     if (!conn_) conn_ = pg::PgConnection::connect(connection_, ErrorCode::StateStoreFailed, where_);
     conn_->set_failure_code(ErrorCode::StateStoreFailed);

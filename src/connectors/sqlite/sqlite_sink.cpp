@@ -24,6 +24,7 @@
 #include "core/errors.hpp"
 #include "core/state/sqlite_handle.hpp"
 #include "core/util/failpoint.hpp"
+#include "core/util/interrupt.hpp"
 #include "core/util/time.hpp"
 
 namespace dpone {
@@ -371,7 +372,7 @@ class SqliteSink : public Sink {
 
   // --- run-time -------------------------------------------------------------------
 
-  std::vector<std::string> cleanup_abandoned() override {
+  std::vector<std::string> cleanup_abandoned(const std::vector<std::string>& live_run_ids) override {
     std::vector<std::string> removed;
     SqliteDb* db = existing();
     if (!db) return removed;
@@ -388,7 +389,8 @@ class SqliteSink : public Sink {
     }
     for (const auto& name : names) {
       if (name == staging_name() || name == shadow_name()) continue;
-      db->exec("DROP TABLE IF EXISTS " + qualified(name));
+      if (names_live_run(name, live_run_ids, sqlite::sanitize_run_id)) continue;
+      drop_freeing_space(*db, name);
       removed.push_back(schema_ + "." + name);
     }
     return removed;
@@ -577,6 +579,9 @@ class SqliteSink : public Sink {
     try {
       txn.emplace(db, "BEGIN IMMEDIATE");
       result.sql.push_back("BEGIN IMMEDIATE");
+      // BEGIN IMMEDIATE holds the file's write lock: no other run can promote between
+      // this check and COMMIT.
+      check_latest_receipt(db, request.expected_latest_receipt);
       for (const auto& ddl : render_ddl(request.source_schema, request.changes)) {
         db.exec(ddl);
         result.sql.push_back(ddl);
@@ -663,6 +668,8 @@ class SqliteSink : public Sink {
       db.exec(drop);
       result.sql.push_back(drop);
       failpoint("inside_promote");
+      // An interrupt that arrived during the promotion rolls it back whole.
+      check_interrupt("during the promotion (rolled back)");
       txn->commit();
       result.sql.push_back("COMMIT");
       return result;
@@ -673,8 +680,9 @@ class SqliteSink : public Sink {
       const auto* err = dynamic_cast<const Error*>(&e);
       // A test-armed failpoint keeps its own code, so crash tests can tell it apart; a
       // delete guard (reconcile_sql) keeps GATE_FAILED: nothing was applied.
-      if (err &&
-          (err->code() == ErrorCode::FailpointTriggered || err->code() == ErrorCode::GateFailed))
+      if (err && (err->code() == ErrorCode::FailpointTriggered || err->code() == ErrorCode::GateFailed ||
+                  err->code() == ErrorCode::StateConflict || err->code() == ErrorCode::DiskFull ||
+                  err->code() == ErrorCode::Interrupted))
         throw;
       throw Error(
           ErrorCode::PromoteFailed,
@@ -693,7 +701,7 @@ class SqliteSink : public Sink {
       if (staged.staging_name.find(kStagingInfix) == std::string::npos) return;
       SqliteDb* db = existing();
       if (!db) return;
-      db->exec("DROP TABLE IF EXISTS " + qualified(staged.staging_name));
+      drop_freeing_space(*db, staged.staging_name);
     } catch (...) {
     }
   }
@@ -1101,6 +1109,35 @@ class SqliteSink : public Sink {
     // Registered with dpone_row_hash (register_sqlite_reconcile_functions).
     d.hash_sum = [](const std::string& hash) { return "dpone_hash_sum(" + hash + ")"; };
     return d;
+  }
+
+  // DROP TABLE on a full disk: dropping writes a few pages to the WAL, which may have no
+  // room left after a promotion failed for space. The WAL is checkpointed and truncated
+  // (giving its space back to the filesystem) and the drop tried once more; the freed
+  // pages go to the database's free list, where the next load reuses them.
+  void drop_freeing_space(SqliteDb& db, const std::string& table) {
+    const std::string drop = "DROP TABLE IF EXISTS " + qualified(table);
+    try {
+      db.exec(drop);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::DiskFull) throw;
+      sqlite3_exec(db.get(), "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+      db.exec(drop);
+    }
+  }
+
+  // The receipt compare-and-set (PromoteRequest::expected_latest_receipt), inside the
+  // promotion transaction.
+  void check_latest_receipt(SqliteDb& db, const std::string& expected) {
+    std::string latest;
+    if (table_exists(db, kLoadsTable)) {
+      SqliteStmt stmt = db.prepare(fmt::format("SELECT \"run_id\" FROM {} WHERE \"stream\" = ?1 "
+                                               "ORDER BY \"loaded_at\" DESC, rowid DESC LIMIT 1",
+                                               qualified(kLoadsTable)));
+      stmt.bind_text(1, stream_);
+      if (stmt.step()) latest = std::string(stmt.column_text(0));
+    }
+    if (latest != expected) throw_receipt_conflict(where_, stream_, latest, expected);
   }
 
   std::vector<std::string> receipt_sql() const {

@@ -15,6 +15,17 @@ nlohmann::json Window::to_json() const {
   return j;
 }
 
+void throw_receipt_conflict(const std::string& where, const std::string& stream, const std::string& latest,
+                            const std::string& expected) {
+  throw Error(ErrorCode::StateConflict,
+              fmt::format("{}: run {} promoted stream {} after this run planned its window (the newest load "
+                          "receipt was {} then); this run's promotion was rolled back",
+                          where, latest.empty() ? "(none)" : latest, stream,
+                          expected.empty() ? "none" : "run " + expected),
+              "nothing was loaded twice; re-run the stream to load what came after the other run's window, and "
+              "make sure one stream is not scheduled twice at once (leases: docs/reliability.md)");
+}
+
 nlohmann::json GateResult::to_json() const {
   return {{"name", name},       {"type", type},         {"severity", severity},
           {"passed", passed},   {"failing_rows", failing_rows}, {"samples", samples},

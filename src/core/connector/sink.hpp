@@ -25,6 +25,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -106,6 +107,12 @@ struct PromoteRequest {
   std::vector<const SchemaChange*> changes;  // evolution to apply before the strategy
   Schema source_schema;
   LoadReceipt receipt;
+  // Compare-and-set on receipts: the run id of the stream's newest receipt when the run
+  // planned its window ("" when there was none). A sink with transactions re-reads the
+  // newest receipt inside the promotion transaction, after locking the stream's
+  // receipts, and rolls back with StateConflict if it is another one: two runs that
+  // both planned one window (a lease bypassed, a paused holder) never both promote it.
+  std::string expected_latest_receipt;
   // Set by the runtime when the state store can be written by a sink
   // (StateStore::transactional_target()). A sink whose database has that identity runs
   // the commit inside the promotion transaction (a revision conflict rolls the whole
@@ -129,6 +136,24 @@ struct PromoteResult {
   std::optional<StreamState> state_committed;
 };
 
+// True when the staging object `name` carries the id of a run in `live_run_ids`, as a
+// sink names its staging (`sanitize`: the sink's run-id sanitizer). cleanup_abandoned()
+// keeps such objects: they belong to a run that still holds its lease.
+template <class Sanitize>
+bool names_live_run(std::string_view name, const std::vector<std::string>& live_run_ids,
+                    Sanitize&& sanitize) {
+  for (const auto& id : live_run_ids) {
+    const std::string s = sanitize(id);
+    if (!s.empty() && name.find(s) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+// The StateConflict a promotion throws when the stream's newest receipt is `latest`, not
+// the `expected` one the run planned with (PromoteRequest::expected_latest_receipt).
+[[noreturn]] void throw_receipt_conflict(const std::string& where, const std::string& stream,
+                                         const std::string& latest, const std::string& expected);
+
 class Sink {
  public:
   virtual ~Sink() = default;
@@ -141,7 +166,9 @@ class Sink {
   virtual std::vector<std::string> describe_promotion(const StrategySpec& strategy,
                                                       const Schema& source_schema) = 0;
   // Removes staging objects left by earlier runs that died. Returns what was removed.
-  virtual std::vector<std::string> cleanup_abandoned() = 0;
+  // Staging named after a run of `live_run_ids` (runs that hold a live lease in the
+  // state store, this run included) belongs to a run still working and is kept.
+  virtual std::vector<std::string> cleanup_abandoned(const std::vector<std::string>& live_run_ids) = 0;
   virtual StagedLoad stage(Artifact artifact, const Schema& source_schema) = 0;
   virtual std::vector<GateResult> check(const StagedLoad& staged,
                                         const std::vector<GateSpec>& gates) = 0;

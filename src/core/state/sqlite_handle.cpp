@@ -97,7 +97,10 @@ void SqliteDb::fail(int rc, std::string_view sql, std::string_view what) const {
   std::string text = fmt::format("SQLite {}: {}", path_, msg);
   if (!what.empty()) text += fmt::format(" ({})", what);
   if (!sql.empty()) text += fmt::format(" while running: {}", shorten_sql(sql));
-  throw Error(failure_code_, std::move(text), hint_for(rc, path_));
+  // A full disk (or max_page_count reached) has its own code whatever the phase: the
+  // operator's action is the same everywhere.
+  const ErrorCode code = (rc & 0xff) == SQLITE_FULL ? ErrorCode::DiskFull : failure_code_;
+  throw Error(code, std::move(text), hint_for(rc, path_));
 }
 
 void SqliteDb::exec(const std::string& sql) {

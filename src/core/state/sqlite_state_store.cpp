@@ -11,6 +11,7 @@
 //
 // history() returns entries oldest first (ascending revision).
 // One store object may be shared by threads: a mutex serialises its use of the handle.
+#include <chrono>
 #include <filesystem>
 #include <mutex>
 #include <system_error>
@@ -43,7 +44,22 @@ CREATE TABLE IF NOT EXISTS dpone_state_history (
   committed_at TEXT NOT NULL,
   PRIMARY KEY (stream, revision)
 );
+CREATE TABLE IF NOT EXISTS dpone_lease (
+  stream TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  acquired_at TEXT NOT NULL,
+  renewed_at TEXT NOT NULL,
+  ttl_s INTEGER NOT NULL,
+  expires_at REAL NOT NULL
+);
 )sql";
+
+// Leases expire by this machine's real clock (never the pinned DPONE_NOW clock).
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 bool known_action(const std::string& action) {
   return action == "commit" || action == "recover" || action == "set" || action == "reset";
@@ -178,7 +194,97 @@ class SqliteStateStore : public StateStore {
     return out;
   }
 
+  LeaseAttempt acquire_lease(const StreamLease& lease) override {
+    std::lock_guard lock(mutex_);
+    try {
+      SqliteTransaction txn(db_, "BEGIN IMMEDIATE");
+      LeaseAttempt out;
+      SqliteStmt read = db_.prepare(
+          "SELECT stream, run_id, host, pid, acquired_at, renewed_at, ttl_s, expires_at "
+          "FROM dpone_lease WHERE stream = ?");
+      read.bind_text(1, lease.stream);
+      const double now = unix_now();
+      if (read.step()) {
+        StreamLease held = read_lease(read);
+        const double expires_at = read.column_double(7);
+        if (held.run_id != lease.run_id && expires_at > now) {
+          out.held_by = held;
+          return out;  // the transaction rolls back: nothing changed
+        }
+        if (held.run_id != lease.run_id) out.taken_over = held;
+      }
+      read.reset();
+      const std::string at = now_iso8601();
+      SqliteStmt put = db_.prepare(
+          "INSERT INTO dpone_lease (stream, run_id, host, pid, acquired_at, renewed_at, ttl_s, "
+          "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7) ON CONFLICT (stream) DO UPDATE SET "
+          "run_id = excluded.run_id, host = excluded.host, pid = excluded.pid, acquired_at = "
+          "excluded.acquired_at, renewed_at = excluded.renewed_at, ttl_s = excluded.ttl_s, "
+          "expires_at = excluded.expires_at");
+      put.bind_text(1, lease.stream)
+          .bind_text(2, lease.run_id)
+          .bind_text(3, lease.host)
+          .bind_int64(4, lease.pid)
+          .bind_text(5, at)
+          .bind_int64(6, lease.ttl_s)
+          .bind_double(7, now + static_cast<double>(lease.ttl_s));
+      put.run();
+      txn.commit();
+      out.acquired = true;
+      return out;
+    } catch (const Error& e) {
+      throw Error(ErrorCode::StateStoreFailed,
+                  fmt::format("taking the lease of stream '{}' in {} failed: {}", lease.stream,
+                              describe(), e.what()),
+                  e.hint());
+    }
+  }
+
+  bool renew_lease(const std::string& stream, const std::string& run_id) override {
+    std::lock_guard lock(mutex_);
+    SqliteStmt up = db_.prepare(
+        "UPDATE dpone_lease SET renewed_at = ?3, expires_at = ?4 + ttl_s "
+        "WHERE stream = ?1 AND run_id = ?2");
+    up.bind_text(1, stream).bind_text(2, run_id).bind_text(3, now_iso8601()).bind_double(4, unix_now());
+    up.run();
+    return db_.changes() == 1;
+  }
+
+  void release_lease(const std::string& stream, const std::string& run_id) noexcept override {
+    try {
+      std::lock_guard lock(mutex_);
+      SqliteStmt del = db_.prepare("DELETE FROM dpone_lease WHERE stream = ?1 AND run_id = ?2");
+      del.bind_text(1, stream).bind_text(2, run_id);
+      del.run();
+    } catch (...) {
+      // An unreleased lease expires after its ttl.
+    }
+  }
+
+  std::vector<StreamLease> live_leases() override {
+    std::lock_guard lock(mutex_);
+    SqliteStmt stmt = db_.prepare(
+        "SELECT stream, run_id, host, pid, acquired_at, renewed_at, ttl_s, expires_at "
+        "FROM dpone_lease WHERE expires_at > ? ORDER BY stream");
+    stmt.bind_double(1, unix_now());
+    std::vector<StreamLease> out;
+    while (stmt.step()) out.push_back(read_lease(stmt));
+    return out;
+  }
+
  private:
+  static StreamLease read_lease(const SqliteStmt& stmt) {
+    StreamLease l;
+    l.stream = column_string(stmt, 0);
+    l.run_id = column_string(stmt, 1);
+    l.host = column_string(stmt, 2);
+    l.pid = stmt.column_int64(3);
+    l.acquired_at = column_string(stmt, 4);
+    l.renewed_at = column_string(stmt, 5);
+    l.ttl_s = stmt.column_int64(6);
+    return l;
+  }
+
   StreamState read_state(const SqliteStmt& stmt) const {
     StreamState s;
     s.stream = column_string(stmt, 0);

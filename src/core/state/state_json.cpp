@@ -25,6 +25,18 @@ nlohmann::json StateHistoryEntry::to_json() const {
                         {"committed_at", committed_at}};
 }
 
+nlohmann::json StreamLease::to_json() const {
+  return nlohmann::json{{"stream", stream},     {"run_id", run_id},
+                        {"host", host},         {"pid", pid},
+                        {"acquired_at", acquired_at}, {"renewed_at", renewed_at},
+                        {"ttl_s", ttl_s}};
+}
+
+std::string StreamLease::describe() const {
+  return fmt::format("run {} (host {}, pid {}) since {}, renewed {}, ttl {} s", run_id, host, pid,
+                     acquired_at, renewed_at, ttl_s);
+}
+
 nlohmann::json parse_position(const std::string& where, const std::string& stream,
                               std::string_view text) {
   try {

@@ -53,6 +53,22 @@ struct StateCommitRequest {
   std::string action = "commit";
 };
 
+// Who holds a stream's lease (StateStore::acquire_lease): one run at a time works on a
+// stream. A lease expires `ttl_s` seconds after its last renewal, so a holder that died
+// (SIGKILL, a lost machine) is taken over by the next run (docs/reliability.md).
+struct StreamLease {
+  std::string stream;
+  std::string run_id;
+  std::string host;
+  int64_t pid = 0;
+  std::string acquired_at;  // ISO 8601 UTC
+  std::string renewed_at;   // ISO 8601 UTC
+  int64_t ttl_s = 0;
+  nlohmann::json to_json() const;
+  // "run R (host H, pid P) since T, renewed T2"
+  std::string describe() const;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -69,6 +85,25 @@ class StateStore {
   // promotion transaction (PromoteRequest::state_commit); nullopt (the default) when the
   // store lives elsewhere (a file) and the runtime always commits after promotion.
   virtual std::optional<StateCommitTarget> transactional_target() const { return std::nullopt; }
+
+  // Leases. acquire_lease() takes the stream for `lease.run_id` when nobody holds it or
+  // the holder's lease expired (then the previous holder is returned in `taken_over`);
+  // otherwise it changes nothing and returns the live holder in `held_by`. Atomic
+  // against other processes and hosts sharing the store. The store's own clock decides
+  // expiry (PostgreSQL: the server's), never the pinned DPONE_NOW clock.
+  struct LeaseAttempt {
+    bool acquired = false;
+    std::optional<StreamLease> held_by;     // set when not acquired
+    std::optional<StreamLease> taken_over;  // an expired lease that was replaced
+  };
+  virtual LeaseAttempt acquire_lease(const StreamLease& lease) = 0;
+  // Extends the lease by its ttl; false when `run_id` no longer holds it (it expired and
+  // another run took it over).
+  virtual bool renew_lease(const std::string& stream, const std::string& run_id) = 0;
+  // Releases the lease if `run_id` holds it; never throws.
+  virtual void release_lease(const std::string& stream, const std::string& run_id) noexcept = 0;
+  // Every unexpired lease of the store (all streams): their staging is not abandoned.
+  virtual std::vector<StreamLease> live_leases() = 0;
 };
 
 // What every store throws when a commit fails for a reason other than a conflict: the

@@ -1,6 +1,9 @@
 #include "core/util/failpoint.hpp"
 
+#include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -42,6 +45,19 @@ void failpoint(std::string_view name) {
   if (it == armed.end()) return;
   if (it->second == "kill") {
     std::raise(SIGKILL);
+  }
+  // pause:MS sleeps and goes on: a test sends a signal or starts a second run while a
+  // run stands at this point. A file named by DPONE_FAILPOINT_MARKER is created first,
+  // so the test knows the run has arrived.
+  if (it->second.rfind("pause:", 0) == 0) {
+    if (const char* marker = std::getenv("DPONE_FAILPOINT_MARKER")) {
+      if (FILE* f = std::fopen(marker, "w")) {
+        std::fputs(std::string(name).c_str(), f);
+        std::fclose(f);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atol(it->second.c_str() + 6)));
+    return;
   }
   throw Error(ErrorCode::FailpointTriggered, "failpoint '" + std::string(name) + "' triggered");
 }

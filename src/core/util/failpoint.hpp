@@ -1,7 +1,9 @@
 // Named failpoints at lifecycle boundaries, for crash tests.
 //   DPONE_FAILPOINTS="after_stage=kill,before_state_commit=error"
 // kill: the process sends itself SIGKILL (no cleanup, no destructors: a real crash);
-// error: throws Error(FailpointTriggered). Unset names cost one hash lookup.
+// error: throws Error(FailpointTriggered); pause:MS: sleeps MS milliseconds and goes on
+// (after creating the file DPONE_FAILPOINT_MARKER names, if set), so a test can signal
+// a run or start a second one while it stands at that point. Unset names cost one hash lookup.
 // The list of names is in docs/reliability.md; kFailpoints below is the source of truth.
 #pragma once
 

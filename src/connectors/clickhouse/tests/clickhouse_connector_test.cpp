@@ -671,7 +671,7 @@ TEST_F(ClickHouseTest, InterruptedSwapIsCompletedWhenItsReceiptIsCommitted) {
   ASSERT_TRUE(receipt);
   EXPECT_EQ(receipt->run_id, "r2");
   EXPECT_EQ(count("rp"), 2);
-  auto removed = k->cleanup_abandoned();
+  auto removed = k->cleanup_abandoned({});
   EXPECT_EQ(tables(), (std::set<std::string>{"rp", "rp__dpone__loads"}));
   // Receipts table renamed away but the new one not yet in: renamed back.
   db_->exec("RENAME TABLE " + db_name_ + ".rp__dpone__loads TO " + db_name_ +

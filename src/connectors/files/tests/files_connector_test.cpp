@@ -704,7 +704,7 @@ TEST(FilesSink, CleanupRemovesOnlyOtherRunsStaging) {
   dir.write("out/o.csv", "target");
   SinkFixture fx;
   auto sink = fx.make(dir.path(), {{"path", "out/o.csv"}});
-  auto removed = sink->cleanup_abandoned();
+  auto removed = sink->cleanup_abandoned({});
   EXPECT_EQ(removed, (std::vector<std::string>{"out/o.csv.dpone_stg_old1"}));
   EXPECT_TRUE(fs::exists(dir.path() / "out/o.csv.dpone_stg_run1"));
   EXPECT_TRUE(fs::exists(dir.path() / "out/other.csv.dpone_stg_old2"));
@@ -713,7 +713,7 @@ TEST(FilesSink, CleanupRemovesOnlyOtherRunsStaging) {
   dir.write("parts/part-1.csv", "keep");
   dir.write("parts/part-2.csv.dpone_stg_dead", "x");
   auto append_sink = fx.make(dir.path(), {{"path", "parts"}});
-  EXPECT_EQ(append_sink->cleanup_abandoned(),
+  EXPECT_EQ(append_sink->cleanup_abandoned({}),
             (std::vector<std::string>{"parts/part-2.csv.dpone_stg_dead"}));
   EXPECT_TRUE(fs::exists(dir.path() / "parts/part-1.csv"));
 }

@@ -1017,7 +1017,7 @@ TEST_F(PostgresTest, StageFailureDropsStagingAndGatesRun) {
     EXPECT_EQ(e.code(), ErrorCode::ConfigBadValue);
   }
   // cleanup_abandoned removes the staging of other runs only
-  auto removed = sink("g", "r3")->cleanup_abandoned();
+  auto removed = sink("g", "r3")->cleanup_abandoned({});
   ASSERT_EQ(removed.size(), 1u);
   EXPECT_NE(removed[0].find("g__dpone_stg_r2"), std::string::npos);
 }

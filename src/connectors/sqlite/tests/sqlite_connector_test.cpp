@@ -660,7 +660,7 @@ TEST_F(SqliteConnectorTest, PlanTimeCallsCreateNothing) {
   EXPECT_FALSE(info.exists);
   EXPECT_EQ(info.name, "main.t");
   EXPECT_FALSE(s->latest_receipt().has_value());
-  EXPECT_TRUE(s->cleanup_abandoned().empty());
+  EXPECT_TRUE(s->cleanup_abandoned({}).empty());
   auto steps = s->describe_promotion(strategy(StrategyMode::Merge, {"id"}), people_schema());
   ASSERT_FALSE(steps.empty());
   EXPECT_EQ(steps.front(), "BEGIN IMMEDIATE");
@@ -1066,7 +1066,7 @@ TEST_F(SqliteConnectorTest, CleanupAbandonedDropsOnlyOtherRunsOfThisTable) {
   }
   auto s = sink("people", "now");
   auto staged = s->stage(rows_artifact(schema, {{"2", "b", "2"}}), schema);
-  auto removed = s->cleanup_abandoned();
+  auto removed = s->cleanup_abandoned({});
   EXPECT_EQ(removed, (std::vector<std::string>{"main.people__dpone_new_old2",
                                                "main.people__dpone_stg_old1"}));
   EXPECT_TRUE(table_exists(staged.staging_name));
@@ -1156,7 +1156,7 @@ TEST_F(SqliteConnectorTest, FailpointInsidePromoteLeavesTargetUntouched) {
     EXPECT_EQ(query("PRAGMA integrity_check"), (Rows{{"ok"}})) << mode;
     // The child's staging table remains until a later run cleans it up.
     EXPECT_TRUE(table_exists("people__dpone_stg_child")) << mode;
-    auto removed = sink("people", "later")->cleanup_abandoned();
+    auto removed = sink("people", "later")->cleanup_abandoned({});
     EXPECT_EQ(removed, std::vector<std::string>{"main.people__dpone_stg_child"}) << mode;
   }
 }
