@@ -91,7 +91,8 @@ void print_run_summary(const json& record, const std::filesystem::path& runs) {
       c.out(fmt::format("{}: loaded 0 rows (no new data) in {:.2f}s", s.value("stream", ""), s.value("duration_s", 0.0)));
     } else {
       const auto& e = s["error"];
-      c.out(fmt::format("{}: FAILED [{}] in phase {}", s.value("stream", ""), e.value("code", ""), e.value("phase", "")));
+      c.out(fmt::format("{}: {} [{}] in phase {}", s.value("stream", ""),
+                        status == "interrupted" ? "INTERRUPTED" : "FAILED", e.value("code", ""), e.value("phase", "")));
       c.error(fmt::format("[{}] {}", e.value("code", ""), e.value("message", "")));
       if (!e.value("hint", "").empty()) std::cerr << "hint: " << redact(e.value("hint", "")) << "\n";
     }

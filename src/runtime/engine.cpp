@@ -193,7 +193,8 @@ json Engine::run_stream(const StreamSpec& stream) {
   double stream_t0 = monotonic_seconds();
   StreamParts parts;
   std::optional<StagedLoad> staged;
-  std::optional<StreamLeaseHold> lease;  // destroyed (released) after staging is dropped
+  std::unique_ptr<StateStore> store;
+  std::optional<StreamLeaseHold> lease;  // borrows store; released when run_stream returns
   bool first_batch = true;
   const json& cfg = stream.config;
   rec["source"] = {{"connector", cfg["source"].value("connector", "")},
@@ -217,7 +218,7 @@ json Engine::run_stream(const StreamSpec& stream) {
                  }
                  check_interrupt("during stage");
                });
-    auto store = open_state(state_location(cfg, manifest_.base_dir), StateServices{&connections_, &loader_});
+    store = open_state(state_location(cfg, manifest_.base_dir), StateServices{&connections_, &loader_});
     rec["state_store"] = store->describe();
 
     // One run at a time per stream: the lease is held before anything reads the window
@@ -229,7 +230,7 @@ json Engine::run_stream(const StreamSpec& stream) {
     if (lease->bypassed()) rec["lease"]["bypassed"] = true;
     if (lease->taken_over()) {
       rec["lease"]["taken_over"] = lease->taken_over()->to_json();
-      console.warn(fmt::format("{}: took over the expired lease of {}", stream.name, lease->taken_over()->describe()));
+      console.warn(fmt::format("{}: took over the lease of {} (expired, or its process is gone)", stream.name, lease->taken_over()->describe()));
     }
 
     phases.begin("window");

@@ -4,6 +4,8 @@
 #include <cstdlib>
 
 #include <fmt/format.h>
+#include <cerrno>
+#include <csignal>
 #include <unistd.h>
 
 #include "core/errors.hpp"
@@ -48,8 +50,14 @@ StreamLeaseHold::StreamLeaseHold(StateStore& store, const std::string& stream, c
   mine.pid = static_cast<int64_t>(getpid());
   mine.ttl_s = options.ttl_s;
   const double t0 = monotonic_seconds();
+  std::string dead;  // a holder on this host whose process is gone: a crash, not a run
   for (;;) {
-    StateStore::LeaseAttempt a = store_.acquire_lease(mine);
+    StateStore::LeaseAttempt a = store_.acquire_lease(mine, dead);
+    if (!a.acquired && a.held_by && a.held_by->run_id != dead && a.held_by->host == mine.host && a.held_by->pid > 0 &&
+        kill(static_cast<pid_t>(a.held_by->pid), 0) != 0 && errno == ESRCH) {
+      dead = a.held_by->run_id;
+      continue;
+    }
     if (a.acquired) {
       taken_over_ = a.taken_over;
       break;

@@ -63,16 +63,46 @@ inline std::map<std::string, std::string> with(std::map<std::string, std::string
   return env;
 }
 
-inline Result run_dpone(const fs::path& cwd, const std::vector<std::string>& args,
-                    const std::map<std::string, std::string>& env = {}) {
+// A dpone process started in the background; wait() collects its result.
+struct Child {
+  pid_t pid = -1;
+  fs::path out_path, err_path;
+  Result wait() {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    Result r;
+    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+    r.out = read_file(out_path);
+    r.err = read_file(err_path);
+    fs::remove(out_path);
+    fs::remove(err_path);
+    return r;
+  }
+};
+
+// Starts dpone with `args` in `cwd`; `env` entries are added to the environment. With a
+// `gate` pipe the child blocks until the parent closes its write end (tests start
+// several runs at the same instant that way).
+inline Child start_dpone(const fs::path& cwd, const std::vector<std::string>& args,
+                         const std::map<std::string, std::string>& env = {}, const int* gate = nullptr) {
   static int counter = 0;
-  fs::path out_path = fs::temp_directory_path() / ("dpone_e2e_out_" + std::to_string(getpid()) + "_" + std::to_string(counter));
-  fs::path err_path = fs::temp_directory_path() / ("dpone_e2e_err_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-  pid_t pid = fork();
-  if (pid == 0) {
+  Child c;
+  std::string tag = std::to_string(getpid()) + "_" + std::to_string(counter++);
+  c.out_path = fs::temp_directory_path() / ("dpone_e2e_out_" + tag);
+  c.err_path = fs::temp_directory_path() / ("dpone_e2e_err_" + tag);
+  c.pid = fork();
+  if (c.pid == 0) {
+    if (gate) {
+      close(gate[1]);
+      char byte;
+      while (read(gate[0], &byte, 1) > 0) {
+      }
+      close(gate[0]);
+    }
     if (chdir(cwd.c_str()) != 0) _exit(127);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    if (!freopen(out_path.c_str(), "w", stdout) || !freopen(err_path.c_str(), "w", stderr)) _exit(127);
+    if (!freopen(c.out_path.c_str(), "w", stdout) || !freopen(c.err_path.c_str(), "w", stderr)) _exit(127);
     std::vector<char*> argv;
     std::string bin = DPONE_BIN;
     argv.push_back(bin.data());
@@ -82,16 +112,26 @@ inline Result run_dpone(const fs::path& cwd, const std::vector<std::string>& arg
     execv(bin.c_str(), argv.data());
     _exit(127);
   }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  Result r;
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  fs::remove(out_path);
-  fs::remove(err_path);
-  return r;
+  return c;
+}
+
+inline Result run_dpone(const fs::path& cwd, const std::vector<std::string>& args,
+                        const std::map<std::string, std::string>& env = {}) {
+  return start_dpone(cwd, args, env).wait();
+}
+
+// Runs `n` copies of one dpone command released at the same instant.
+inline std::vector<Result> run_dpone_together(int n, const fs::path& cwd, const std::vector<std::string>& args,
+                                              const std::map<std::string, std::string>& env = {}) {
+  int gate[2];
+  if (pipe(gate) != 0) return {};
+  std::vector<Child> children;
+  for (int i = 0; i < n; ++i) children.push_back(start_dpone(cwd, args, env, gate));
+  close(gate[0]);
+  close(gate[1]);  // releases every child at once
+  std::vector<Result> out;
+  for (auto& c : children) out.push_back(c.wait());
+  return out;
 }
 
 // A fresh scratch folder per test, removed afterwards unless DPONE_KEEP_TEST_DIRS is set.

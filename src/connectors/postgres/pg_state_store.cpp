@@ -224,7 +224,7 @@ class PgStateStore : public StateStore {
     return out;
   }
 
-  LeaseAttempt acquire_lease(const StreamLease& lease) override {
+  LeaseAttempt acquire_lease(const StreamLease& lease, const std::string& dead_run_id) override {
     std::lock_guard lock(mutex_);
     pg::PgConnection& db = handle();
     try {
@@ -240,7 +240,7 @@ class PgStateStore : public StateStore {
       LeaseAttempt out;
       if (r.rows() == 1) {
         StreamLease held = read_lease(r, 0);
-        if (held.run_id != lease.run_id && r.value(0, 7) == "t") {
+        if (held.run_id != lease.run_id && r.value(0, 7) == "t" && held.run_id != dead_run_id) {
           out.held_by = held;
           return out;  // rolled back: nothing changed
         }

@@ -715,7 +715,7 @@ class SqliteSink : public Sink {
     std::error_code ec;
     if (!fs::exists(path_, ec)) return nullptr;
     db_.emplace(path_, SQLITE_OPEN_READWRITE, ErrorCode::SinkUnavailable);
-    check_schema_name();
+    opened();
     return &*db_;
   }
 
@@ -732,7 +732,7 @@ class SqliteSink : public Sink {
                     "check the permissions of the path, or point `path` elsewhere");
       }
       db_.emplace(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, ErrorCode::SinkUnavailable);
-      check_schema_name();
+      opened();
     }
     if (!wal_) {
       db_->set_failure_code(ErrorCode::SinkUnavailable);
@@ -740,6 +740,14 @@ class SqliteSink : public Sink {
       wal_ = true;
     }
     return *db_;
+  }
+
+  void opened() {
+    check_schema_name();
+    // Test hook: a database that cannot grow past N pages stands in for a full disk where
+    // a test cannot mount a small filesystem (tests/e2e/disk_full_test.cpp).
+    if (const char* pages = std::getenv("DPONE_TEST_SQLITE_MAX_PAGE_COUNT"))
+      db_->exec(fmt::format("PRAGMA {}.max_page_count = {}", quote_ident(schema_), std::atoll(pages)));
   }
 
   void check_schema_name() {

@@ -194,7 +194,7 @@ class SqliteStateStore : public StateStore {
     return out;
   }
 
-  LeaseAttempt acquire_lease(const StreamLease& lease) override {
+  LeaseAttempt acquire_lease(const StreamLease& lease, const std::string& dead_run_id) override {
     std::lock_guard lock(mutex_);
     try {
       SqliteTransaction txn(db_, "BEGIN IMMEDIATE");
@@ -207,7 +207,7 @@ class SqliteStateStore : public StateStore {
       if (read.step()) {
         StreamLease held = read_lease(read);
         const double expires_at = read.column_double(7);
-        if (held.run_id != lease.run_id && expires_at > now) {
+        if (held.run_id != lease.run_id && expires_at > now && held.run_id != dead_run_id) {
           out.held_by = held;
           return out;  // the transaction rolls back: nothing changed
         }

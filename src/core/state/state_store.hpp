@@ -96,7 +96,9 @@ class StateStore {
     std::optional<StreamLease> held_by;     // set when not acquired
     std::optional<StreamLease> taken_over;  // an expired lease that was replaced
   };
-  virtual LeaseAttempt acquire_lease(const StreamLease& lease) = 0;
+  // `dead_run_id`: a holder the caller proved dead (same host, its pid gone): its lease
+  // is taken over as if expired.
+  virtual LeaseAttempt acquire_lease(const StreamLease& lease, const std::string& dead_run_id) = 0;
   // Extends the lease by its ttl; false when `run_id` no longer holds it (it expired and
   // another run took it over).
   virtual bool renew_lease(const std::string& stream, const std::string& run_id) = 0;
