@@ -3,9 +3,14 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <mutex>
+
+#include "core/connector/timeouts.hpp"
 
 namespace dpone::ch {
 
@@ -74,7 +79,17 @@ Endpoint endpoint_from(const ResolvedConnection& connection, const std::string& 
   // A password alone is the password of the server's default user.
   if (ep.user.empty() && !ep.password.empty()) ep.user = "default";
   ep.database = connection.get("database").value_or("");
+  ep.connect_timeout = connection_timeout(connection, "connect_timeout", ep.connect_timeout, where);
+  ep.receive_timeout = connection_timeout(connection, "receive_timeout", ep.receive_timeout, where);
+  ep.statement_timeout =
+      connection_timeout(connection, "statement_timeout", ep.statement_timeout, where);
   return ep;
+}
+
+std::string Endpoint::host_port() const {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  return url.substr(start, url.find('/', start) - start);
 }
 
 Client::Client(Endpoint endpoint, ErrorCode unavailable_code)
@@ -98,6 +113,9 @@ std::string Client::url_for(const std::string& query_param, const Settings& sett
     curl_free(esc);
   };
   if (!endpoint_.database.empty()) add("database", endpoint_.database);
+  if (endpoint_.statement_timeout > 0 && settings.count("max_execution_time") == 0)
+    add("max_execution_time",
+        std::to_string(static_cast<long>(std::ceil(endpoint_.statement_timeout))));
   for (const auto& [k, v] : settings) add(k, v);
   if (!query_param.empty()) add("query", query_param);
   url.pop_back();
@@ -114,6 +132,11 @@ void Client::fail_http(long status, const std::string& body, const std::string& 
     code = unavailable_code_;
     hint = "check the connection's user and password";
   }
+  // Code 159: TIMEOUT_EXCEEDED, the server's max_execution_time (statement_timeout).
+  if (msg.find("Code: 159") != std::string::npos && endpoint_.statement_timeout > 0) {
+    throw timed_out(endpoint_.where, endpoint_.host_port(), "statement `" + shorten_sql(sql) + "`",
+                    endpoint_.statement_timeout, connection_field("statement_timeout"), msg);
+  }
   throw Error(code,
               fmt::format("{}: ClickHouse at {} answered HTTP {}: {} (statement: {})",
                           endpoint_.where, endpoint_.url, status, msg, shorten_sql(sql)),
@@ -127,16 +150,109 @@ void Client::fail_transport(const std::string& curl_error, const std::string& sq
               "check that the server runs and the connection url (HTTP port, usually 8123)");
 }
 
+void Client::fail_transfer(void* easy, int curl_code, bool stalled, const std::string& phase,
+                           const std::string& curl_error, const std::string& sql) const {
+  auto rc = static_cast<CURLcode>(curl_code);
+  std::string statement = " `" + shorten_sql(sql) + "`";
+  if (stalled) {
+    throw timed_out(endpoint_.where, endpoint_.host_port(), phase + statement,
+                    endpoint_.receive_timeout, connection_field("receive_timeout"),
+                    "no answer to the statement, nor to /ping on a second connection");
+  }
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    curl_off_t connected = 0;
+    curl_easy_getinfo(static_cast<CURL*>(easy), CURLINFO_CONNECT_TIME_T, &connected);
+    if (connected == 0) {
+      throw timed_out(endpoint_.where, endpoint_.host_port(), "TCP connect",
+                      endpoint_.connect_timeout, connection_field("connect_timeout"), curl_error);
+    }
+  }
+  fail_transport(curl_error, sql);
+}
+
 namespace {
 
+// Ends a transfer when the server has gone silent. ClickHouse (18.16 at least) sends
+// nothing at all, not even headers, until a statement is done, so a long INSERT ...
+// SELECT and a server that accepts TCP and never answers look alike on the transfer
+// itself. So after half of receive_timeout without a byte moving, the watchdog asks the
+// server's /ping on a second connection (bounded by the other half): an answer means the
+// server is alive and working, and the wait goes on; no answer means it is silent, and
+// the transfer ends (TIMED_OUT after about receive_timeout). "Moving" counts bytes from
+// the server and every return of our own upload callback, so time a slow source takes to
+// produce the next rows is never blamed on the server.
+struct Watchdog {
+  double limit = 0;
+  double connect_timeout = 0;
+  std::string ping_url;
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  curl_off_t seen = -1;
+  bool fired = false;
+  void touch() { last = std::chrono::steady_clock::now(); }
+
+  // True when /ping answers 200 within limit / 2.
+  bool server_answers() const {
+    CURL* c = curl_easy_init();
+    if (!c) return true;  // cannot probe: do not blame the server
+    std::string body;
+    curl_easy_setopt(c, CURLOPT_URL, ping_url.c_str());
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (connect_timeout > 0)
+      curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout * 1000));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, std::max(1L, static_cast<long>(limit * 500)));
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK && status == 200;
+  }
+};
+
+int watchdog_cb(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                curl_off_t ulnow) {
+  (void)dltotal;
+  (void)ultotal;
+  auto* w = static_cast<Watchdog*>(user);
+  if (dlnow + ulnow != w->seen) {
+    w->seen = dlnow + ulnow;
+    w->touch();
+    return 0;
+  }
+  std::chrono::duration<double> idle = std::chrono::steady_clock::now() - w->last;
+  if (w->limit <= 0 || idle.count() < w->limit / 2) return 0;
+  if (w->server_answers()) {
+    w->touch();
+    return 0;
+  }
+  w->fired = true;
+  return 1;  // aborts the transfer with CURLE_ABORTED_BY_CALLBACK
+}
+
+size_t watchdog_header_cb(char* data, size_t size, size_t n, void* user) {
+  (void)data;
+  static_cast<Watchdog*>(user)->touch();
+  return size * n;
+}
+
 void setup_common(CURL* c, const Endpoint& ep, const std::string& url, CurlHeaders& headers,
-                  char* errbuf) {
+                  char* errbuf, Watchdog& watchdog) {
   curl_easy_reset(c);
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(ep.connect_timeout * 1000));
+  watchdog.limit = ep.receive_timeout;
+  watchdog.connect_timeout = ep.connect_timeout;
+  watchdog.ping_url = ep.url + "/ping";
+  watchdog.touch();
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, watchdog_cb);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &watchdog);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, watchdog_header_cb);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &watchdog);
   if (!ep.user.empty()) {
     curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(c, CURLOPT_USERNAME, ep.user.c_str());
@@ -153,7 +269,8 @@ std::string Client::exec(const std::string& sql, const Settings& settings) {
   char errbuf[CURL_ERROR_SIZE] = {0};
   CurlHeaders headers;
   std::string url = url_for("", settings);
-  setup_common(c, endpoint_, url, headers, errbuf);
+  Watchdog watchdog;
+  setup_common(c, endpoint_, url, headers, errbuf, watchdog);
   std::string body;
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, sql.data());
@@ -161,7 +278,9 @@ std::string Client::exec(const std::string& sql, const Settings& settings) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
   CURLcode rc = curl_easy_perform(c);
-  if (rc != CURLE_OK) fail_transport(errbuf[0] ? errbuf : curl_easy_strerror(rc), sql);
+  if (rc != CURLE_OK)
+    fail_transfer(c, rc, watchdog.fired, "HTTP request",
+                  errbuf[0] ? errbuf : curl_easy_strerror(rc), sql);
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (status != 200) fail_http(status, body, sql);
@@ -213,12 +332,15 @@ namespace {
 struct UploadState {
   const std::function<size_t(char*, size_t)>* read;
   std::exception_ptr error;
+  Watchdog* watchdog;
 };
 
 size_t upload_cb(char* buffer, size_t size, size_t n, void* user) {
   auto* st = static_cast<UploadState*>(user);
   try {
-    return (*st->read)(buffer, size * n);
+    size_t got = (*st->read)(buffer, size * n);
+    st->watchdog->touch();  // the wait was on our source, not on the server
+    return got;
   } catch (...) {
     st->error = std::current_exception();
     return CURL_READFUNC_ABORT;
@@ -234,8 +356,9 @@ void Client::insert(const std::string& insert_sql, const std::function<size_t(ch
   CurlHeaders headers;
   headers.add("Transfer-Encoding: chunked");
   std::string url = url_for(insert_sql, settings);
-  setup_common(c, endpoint_, url, headers, errbuf);
-  UploadState st{&read, nullptr};
+  Watchdog watchdog;
+  setup_common(c, endpoint_, url, headers, errbuf, watchdog);
+  UploadState st{&read, nullptr, &watchdog};
   std::string body;
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_READFUNCTION, upload_cb);
@@ -247,10 +370,12 @@ void Client::insert(const std::string& insert_sql, const std::function<size_t(ch
   if (st.error) std::rethrow_exception(st.error);
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  std::string curl_error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
   if (rc != CURLE_OK && status == 0)
-    fail_transport(errbuf[0] ? errbuf : curl_easy_strerror(rc), insert_sql);
+    fail_transfer(c, rc, watchdog.fired, "INSERT (HTTP request)", curl_error, insert_sql);
   if (status != 200) fail_http(status, body, insert_sql);
-  if (rc != CURLE_OK) fail_transport(errbuf[0] ? errbuf : curl_easy_strerror(rc), insert_sql);
+  if (rc != CURLE_OK)
+    fail_transfer(c, rc, watchdog.fired, "INSERT (HTTP request)", curl_error, insert_sql);
 }
 
 // Pull-based response body: curl_multi drives the transfer only while the caller wants
@@ -262,7 +387,7 @@ class SelectReader : public ByteReader {
     easy_ = curl_easy_init();
     multi_ = curl_multi_init();
     if (!easy_ || !multi_) throw Error(ErrorCode::Internal, "curl init failed");
-    setup_common(easy_, client_.endpoint_, url_, headers_, errbuf_);
+    setup_common(easy_, client_.endpoint_, url_, headers_, errbuf_, watchdog_);
     curl_easy_setopt(easy_, CURLOPT_POST, 1L);
     curl_easy_setopt(easy_, CURLOPT_POSTFIELDS, sql_.data());
     curl_easy_setopt(easy_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(sql_.size()));
@@ -277,6 +402,8 @@ class SelectReader : public ByteReader {
   }
 
   size_t read(char* buffer, size_t size) override {
+    // Time our consumer spent between reads is not the server's silence.
+    if (offset_ >= pending_.size() && !done_) watchdog_.touch();
     while (offset_ >= pending_.size() && !done_) {
       pending_.clear();
       offset_ = 0;
@@ -316,7 +443,9 @@ class SelectReader : public ByteReader {
     long status = 0;
     curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200 && status != 0) client_.fail_http(status, pending_, sql_);
-    if (rc != CURLE_OK) client_.fail_transport(errbuf_[0] ? errbuf_ : curl_easy_strerror(rc), sql_);
+    if (rc != CURLE_OK)
+      client_.fail_transfer(easy_, rc, watchdog_.fired, "SELECT (HTTP response stream)",
+                            errbuf_[0] ? errbuf_ : curl_easy_strerror(rc), sql_);
   }
 
   const Client& client_;
@@ -325,6 +454,7 @@ class SelectReader : public ByteReader {
   CURL* easy_ = nullptr;
   CURLM* multi_ = nullptr;
   CurlHeaders headers_;
+  Watchdog watchdog_;
   char errbuf_[CURL_ERROR_SIZE] = {0};
   std::string pending_;
   size_t offset_ = 0;

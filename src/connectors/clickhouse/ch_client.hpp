@@ -25,6 +25,13 @@ struct Endpoint {
   Secret password;
   std::string database;  // empty: the user's default database
   std::string where;     // message prefix, e.g. "stream 'orders': clickhouse sink"
+  // Connection fields, seconds (0 = no limit): the TCP connect; how long the server may
+  // answer nothing at all, neither the statement nor a /ping (a long statement on a
+  // server that answers /ping never times out); the server's max_execution_time.
+  double connect_timeout = 10;
+  double receive_timeout = 30;
+  double statement_timeout = 0;
+  std::string host_port() const;  // "host:port" of url, for messages
 };
 
 // Reads the connection fields url (or host + port), user, password, database.
@@ -72,6 +79,9 @@ class Client {
   std::string url_for(const std::string& query_param, const Settings& settings) const;
   [[noreturn]] void fail_http(long status, const std::string& body, const std::string& sql) const;
   [[noreturn]] void fail_transport(const std::string& curl_error, const std::string& sql) const;
+  // After a failed transfer: TIMED_OUT when a timeout ended it, else fail_transport.
+  [[noreturn]] void fail_transfer(void* easy, int curl_code, bool stalled, const std::string& phase,
+                                  const std::string& curl_error, const std::string& sql) const;
 
   Endpoint endpoint_;
   ErrorCode unavailable_code_;

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
+
+#include "core/connector/timeouts.hpp"
 
 namespace dpone {
 
@@ -50,6 +53,17 @@ ClientSettings client_settings(const nlohmann::json& options, const ResolvedConn
     if (auto v = connection->get("username")) s.set("sasl.username", *v);
     if (const Secret* p = connection->secret("password")) s.set("sasl.password", p->reveal());
   }
+  // Broker connection setup (TCP, TLS, SASL, ApiVersion) and any one broker request end
+  // after these, so a broker that accepts TCP and never answers is given up quickly;
+  // librdkafka then retries the connection in the background until the caller's own
+  // wait (timeout_ms, delivery_timeout_ms) ends.
+  auto ms = [](double seconds) { return std::to_string(std::llround(seconds * 1000)); };
+  ResolvedConnection none;
+  const ResolvedConnection& c = connection ? *connection : none;
+  s.set("socket.connection.setup.timeout.ms",
+        ms(connection_timeout(c, "connect_timeout", kDefaultConnectTimeout, where)));
+  s.set("socket.timeout.ms",
+        ms(connection_timeout(c, "request_timeout", kDefaultRequestTimeout, where)));
   if (!from_option.empty() && !from_connection.empty()) {
     throw Error(
         ErrorCode::ConfigInvalid,
@@ -107,10 +121,15 @@ HandlePtr make_client(rd_kafka_type_t type, const ClientSettings& settings,
 }
 
 std::vector<int32_t> topic_partitions(rd_kafka_t* handle, const std::string& topic, int timeout_ms,
-                                      ErrorCode unavailable_code, const std::string& where) {
+                                      ErrorCode unavailable_code, const std::string& where,
+                                      const std::string& bootstrap) {
   TopicPtr t(rd_kafka_topic_new(handle, topic.c_str(), nullptr));
   const rd_kafka_metadata_t* raw = nullptr;
   rd_kafka_resp_err_t err = rd_kafka_metadata(handle, 0, t.get(), &raw, timeout_ms);
+  if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+    throw timed_out(where, bootstrap, fmt::format("metadata request (topic '{}')", topic),
+                    timeout_ms / 1000.0, "stream option `timeout_ms`", rd_kafka_err2str(err));
+  }
   if (err) {
     throw Error(unavailable_code,
                 fmt::format("{}: no metadata for topic '{}' within {} ms: {}", where, topic,

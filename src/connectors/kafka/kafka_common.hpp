@@ -57,6 +57,10 @@ using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, Partit
 // wins): dpone's defaults for the role, the connection (bootstrap_servers,
 // security_protocol, sasl_mechanism, username, password) or the `bootstrap_servers`
 // option, then the stream's `properties` map. Secrets are only read with reveal().
+// Defaults of the connection fields connect_timeout and request_timeout (seconds).
+inline constexpr double kDefaultConnectTimeout = 10;
+inline constexpr double kDefaultRequestTimeout = 30;
+
 struct ClientSettings {
   std::vector<std::pair<std::string, std::string>> properties;
   std::string bootstrap;  // for messages
@@ -75,10 +79,12 @@ HandlePtr make_client(rd_kafka_type_t type, const ClientSettings& settings,
                       const std::string& where, ConfPtr conf);
 
 // Partitions of `topic` from the cluster's metadata, sorted. Throws
-// Error(unavailable_code) when the cluster does not answer in timeout_ms, and when the
-// topic does not exist (hint: create it; dpone never creates topics).
+// TIMED_OUT (naming `bootstrap`) when the cluster does not answer in timeout_ms, and
+// Error(unavailable_code) when the topic does not exist (hint: create it; dpone never
+// creates topics).
 std::vector<int32_t> topic_partitions(rd_kafka_t* handle, const std::string& topic, int timeout_ms,
-                                      ErrorCode unavailable_code, const std::string& where);
+                                      ErrorCode unavailable_code, const std::string& where,
+                                      const std::string& bootstrap);
 
 // Java client's Utils.murmur2 (seed 0x9747b28c) over the key bytes.
 int32_t murmur2(std::string_view key);

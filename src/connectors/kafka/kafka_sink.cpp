@@ -190,8 +190,8 @@ class KafkaSink : public Sink {
     t.name = topic_;
     t.schemaless = true;  // JSON values: the events carry the columns of each run
     rd_kafka_t* rk = producer();
-    partitions_ =
-        kafka::topic_partitions(rk, topic_, timeout_ms_, ErrorCode::SinkUnavailable, where_);
+    partitions_ = kafka::topic_partitions(rk, topic_, timeout_ms_, ErrorCode::SinkUnavailable,
+                                          where_, settings_.bootstrap);
     t.exists = true;
     const rd_kafka_metadata_t* raw = nullptr;
     int brokers = 0;
@@ -253,8 +253,8 @@ class KafkaSink : public Sink {
     prepare_encoding(schema);
     rd_kafka_t* rk = producer();
     if (partitions_.empty())
-      partitions_ =
-          kafka::topic_partitions(rk, topic_, timeout_ms_, ErrorCode::SinkUnavailable, where_);
+      partitions_ = kafka::topic_partitions(rk, topic_, timeout_ms_, ErrorCode::SinkUnavailable,
+                                            where_, settings_.bootstrap);
     kafka::TopicPtr topic(rd_kafka_topic_new(rk, topic_.c_str(), nullptr));
     // Events go out in batches, unless each carries headers (see kafka::Outbox).
     if (headers_.empty())

@@ -446,8 +446,8 @@ class KafkaSource : public Source {
     ranges_.clear();
     rd_kafka_t* rk = client();
     for (const auto& topic : topics_) {
-      auto all =
-          kafka::topic_partitions(rk, topic, timeout_ms_, ErrorCode::SourceUnavailable, where_);
+      auto all = kafka::topic_partitions(rk, topic, timeout_ms_, ErrorCode::SourceUnavailable,
+                                         where_, settings_.bootstrap);
       for (int32_t p : all) {
         if (!partitions_.empty() && !partitions_.count(p)) continue;
         int64_t lo = 0, hi = 0;

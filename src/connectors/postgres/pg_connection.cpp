@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <cmath>
 
+#include "core/connector/timeouts.hpp"
 #include "core/util/redactor.hpp"
 
 namespace dpone::pg {
@@ -48,6 +50,28 @@ std::unique_ptr<PgConnection> PgConnection::connect(const ResolvedConnection& co
     keys.emplace_back("password");
     values.push_back(password->reveal());
   }
+  // Bounds against a server that accepts TCP and never answers, or dies mid-stream.
+  // connect_timeout covers the TCP connect and the startup handshake (libpq rounds a
+  // value under 2 s up to 2 s). Keepalives (idle 10 s, then 3 probes 5 s apart) find a
+  // peer that vanished while we wait for rows or a result; tcp_user_timeout ends a
+  // write the peer stopped acknowledging. Neither fires while the server is merely busy
+  // (its kernel still acknowledges), so a 10-minute COPY is not cut short.
+  Timeouts timeouts;
+  timeouts.connect =
+      connection_timeout(connection, "connect_timeout", kDefaultConnectTimeout, where);
+  timeouts.statement = connection_timeout(connection, "statement_timeout", 0, where);
+  timeouts.lock = connection_timeout(connection, "lock_timeout", kDefaultLockTimeout, where);
+  std::string connect_seconds = std::to_string(static_cast<long>(std::ceil(timeouts.connect)));
+  for (auto [key, value] : {std::pair<const char*, std::string>{"connect_timeout", connect_seconds},
+                            {"keepalives", "1"},
+                            {"keepalives_idle", "10"},
+                            {"keepalives_interval", "5"},
+                            {"keepalives_count", "3"},
+                            {"tcp_user_timeout", "30000"}}) {
+    if (key == std::string("connect_timeout") && timeouts.connect == 0) continue;
+    keys.emplace_back(key);
+    values.push_back(value);
+  }
   keys.emplace_back("application_name");
   values.emplace_back("dpone");
   keys.emplace_back("client_encoding");
@@ -64,6 +88,8 @@ std::unique_ptr<PgConnection> PgConnection::connect(const ResolvedConnection& co
       fmt::format("{}:{}/{}", connection.get("host").value_or("localhost"),
                   connection.get("port").value_or("5432"),
                   connection.get("dbname").value_or(connection.get("user").value_or("postgres")));
+  std::string host_port = fmt::format("{}:{}", connection.get("host").value_or("localhost"),
+                                      connection.get("port").value_or("5432"));
   PGconn* conn = PQconnectdbParams(k.data(), v.data(), 0);
   if (!conn) {
     throw Error(unavailable, fmt::format("{}: cannot connect to PostgreSQL at {}: out of memory",
@@ -72,6 +98,12 @@ std::unique_ptr<PgConnection> PgConnection::connect(const ResolvedConnection& co
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string message = redact(tidy(PQerrorMessage(conn)));
     PQfinish(conn);
+    // libpq says "timeout expired" when connect_timeout ended the connect or handshake.
+    if (message.find("timeout expired") != std::string::npos) {
+      throw timed_out(fmt::format("{} (connection '{}')", where, connection.id), host_port,
+                      "PostgreSQL connect (TCP and startup handshake)", timeouts.connect,
+                      connection_field("connect_timeout"), message);
+    }
     throw Error(unavailable,
                 fmt::format("{}: cannot connect to PostgreSQL at {} (connection '{}'): {}", where,
                             target, connection.id, message),
@@ -80,10 +112,15 @@ std::unique_ptr<PgConnection> PgConnection::connect(const ResolvedConnection& co
   }
   std::unique_ptr<PgConnection> out(
       new PgConnection(conn, unavailable, std::move(where), std::move(target)));
-  out->exec(
+  out->timeouts_ = timeouts;
+  // Server-side limits in milliseconds (0 = none). statement_timeout is off by default
+  // so long loads run; lock_timeout bounds waiting behind another session's lock.
+  out->exec(fmt::format(
       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
       "SET bytea_output = 'hex'; SET extra_float_digits = 1; "
-      "SET standard_conforming_strings = on; SET client_min_messages = warning");
+      "SET standard_conforming_strings = on; SET client_min_messages = warning; "
+      "SET statement_timeout = {}; SET lock_timeout = {}",
+      std::llround(timeouts.statement * 1000), std::llround(timeouts.lock * 1000)));
   return out;
 }
 
@@ -105,6 +142,17 @@ void PgConnection::fail(const std::string& what, const PGresult* result) const {
   if (!detail.empty()) text += " (" + tidy(detail) + ")";
   if (!context.empty()) text += " [" + tidy(context) + "]";
   std::string hint = field(result, PG_DIAG_MESSAGE_HINT);
+  // 57014 is also a cancel by an operator; only the timeout's own message means ours.
+  bool statement_timed_out =
+      state == "57014" && message.find("statement timeout") != std::string::npos;
+  bool lock_timed_out = state == "55P03" && message.find("lock timeout") != std::string::npos;
+  if (statement_timed_out || lock_timed_out) {
+    const char* key = statement_timed_out ? "statement_timeout" : "lock_timeout";
+    double seconds = statement_timed_out ? timeouts_.statement : timeouts_.lock;
+    std::string host_port = target_.substr(0, target_.find('/'));
+    throw timed_out(where_, host_port, redact(what), seconds, connection_field(key),
+                    redact("[SQLSTATE " + state + "] " + text));
+  }
   throw Error(failure_code_,
               redact(fmt::format("{}: {} failed on {}: {}{}", where_, what, target_,
                                  state.empty() ? "" : "[SQLSTATE " + state + "] ", text)),

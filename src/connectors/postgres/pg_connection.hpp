@@ -46,6 +46,18 @@ class PgResult {
 
 using Param = std::optional<std::string>;  // nullopt = SQL NULL
 
+// Defaults of the connection fields connect_timeout and lock_timeout (seconds);
+// statement_timeout defaults to 0 (no limit) so long loads are never cut.
+inline constexpr double kDefaultConnectTimeout = 10;
+inline constexpr double kDefaultLockTimeout = 30;
+
+// The timeouts of one connection, in seconds (0 = no limit).
+struct Timeouts {
+  double connect = kDefaultConnectTimeout;
+  double statement = 0;
+  double lock = kDefaultLockTimeout;
+};
+
 class PgConnection {
  public:
   // Connects with PQconnectdbParams from the connection's fields (host, port, user,
@@ -103,6 +115,7 @@ class PgConnection {
   ErrorCode failure_code_;
   std::string where_;
   std::string target_;
+  Timeouts timeouts_;
   char* copy_buffer_ = nullptr;  // owned by libpq until PQfreemem
   bool copy_out_done_ = true;
 };

@@ -65,6 +65,14 @@ struct RetryPolicy {
 struct HttpOptions {
   double timeout_s = 30;  // whole request, connect included
   double connect_timeout_s = 10;
+  // Where each timeout was set, for TIMED_OUT messages ("stream option `timeout_s`",
+  // "connection field `request_timeout`").
+  std::string timeout_from = "default of stream option `timeout_s`";
+  std::string connect_timeout_from = "default of stream option `connect_timeout_s`";
+  // A timed-out request is retried only when the retry can end within this many seconds
+  // of the page's first attempt, so an API that accepts connections and never answers
+  // ends the run in well under a minute instead of retries x timeout_s.
+  double timeout_retry_budget_s = 60;
   bool verify_tls = true;
   double rate_limit = 0;  // requests per second; 0 = unlimited
   RetryPolicy retry;

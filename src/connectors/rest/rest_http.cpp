@@ -12,12 +12,24 @@
 #include <fmt/format.h>
 
 #include "connectors/rest/rest_connector.hpp"
+#include "core/connector/timeouts.hpp"
 #include "core/errors.hpp"
 #include "core/util/redactor.hpp"
 
 namespace dpone::rest {
 
 namespace {
+
+// "host:port" of an http(s) URL (the scheme's port when none is given), for messages.
+std::string url_host_port(const std::string& url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t end = url.find_first_of("/?#", start);
+  std::string authority = url.substr(start, end == std::string::npos ? end : end - start);
+  authority = authority.substr(authority.find('@') + 1);  // no userinfo (npos + 1 = 0)
+  if (authority.find(':') != std::string::npos && authority.back() != ']') return authority;
+  return authority + (url.rfind("https://", 0) == 0 ? ":443" : ":80");
+}
 
 double now_s() {
   using namespace std::chrono;
@@ -188,6 +200,7 @@ HttpResponse HttpClient::get(const std::string& url, const std::vector<std::stri
     list.reset(next);
   }
   const int attempts = std::max(0, options_.retry.retries) + 1;
+  const double first_attempt_at = now_s();
   for (int attempt = 1;; ++attempt) {
     HttpResponse response;
     curl_easy_reset(c);
@@ -219,6 +232,21 @@ HttpResponse HttpClient::get(const std::string& url, const std::vector<std::stri
     bool retry = false;
     if (rc != CURLE_OK) {
       failure = handle_->error[0] ? handle_->error : curl_easy_strerror(rc);
+      bool timed = rc == CURLE_OPERATION_TIMEDOUT;
+      if (timed && (attempt >= attempts || now_s() - first_attempt_at + options_.timeout_s >
+                                               options_.timeout_retry_budget_s)) {
+        curl_off_t connected = 0;
+        curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connected);
+        bool connecting = connected == 0;
+        std::string phase = fmt::format("{} (GET {}, page {}, attempt {})",
+                                        connecting ? "TCP connect" : "HTTP request",
+                                        redact(ctx.display_url), ctx.page, attempt);
+        Error e = timed_out(ctx.where, url_host_port(url), phase,
+                            connecting ? options_.connect_timeout_s : options_.timeout_s,
+                            connecting ? options_.connect_timeout_from : options_.timeout_from,
+                            redact(failure));
+        throw e;
+      }
       if (!retryable_curl(rc) || attempt >= attempts) {
         throw Error(ErrorCode::SourceUnavailable,
                     redact(fmt::format("{}: GET {} (page {}) failed after {} attempt{}: {}",

@@ -16,6 +16,7 @@
 
 #include "connectors/rest/rest_connector.hpp"
 #include "core/connector/options.hpp"
+#include "core/connector/timeouts.hpp"
 #include "core/errors.hpp"
 #include "core/util/redactor.hpp"
 
@@ -410,7 +411,7 @@ class RestSource : public Source {
     read_pagination(o);
     read_layout(o);
     read_incremental(o);
-    read_http();
+    read_http(conn);
     read_auth(conn);
   }
 
@@ -790,10 +791,29 @@ class RestSource : public Source {
                   "set `incremental: cursor` and `cursor_field`");
   }
 
-  void read_http() {
-    http_options_.timeout_s = number("timeout_s", 30);
+  // A timeout comes from the stream option, else the connection field, else the default;
+  // `from` records which, for TIMED_OUT messages.
+  double timeout_setting(const ResolvedConnection* conn, const char* option, const char* field,
+                         double fallback, std::string& from) {
+    if (!get(options_, option).is_null()) {
+      from = fmt::format("stream option `{}`", option);
+      return number(option, fallback);
+    }
+    if (conn && conn->get(field)) {
+      from = connection_field(field);
+      return connection_timeout(*conn, field, fallback, where_);
+    }
+    from = fmt::format("the default of connection field `{}`", field);
+    return fallback;
+  }
+
+  void read_http(const ResolvedConnection* conn) {
+    http_options_.timeout_s =
+        timeout_setting(conn, "timeout_s", "request_timeout", 30, http_options_.timeout_from);
     http_options_.connect_timeout_s =
-        std::min(number("connect_timeout_s", 10), http_options_.timeout_s);
+        std::min(timeout_setting(conn, "connect_timeout_s", "connect_timeout", 10,
+                                 http_options_.connect_timeout_from),
+                 http_options_.timeout_s);
     http_options_.rate_limit = number("rate_limit", 0);
     http_options_.retry.retries = static_cast<int>(integer(options_, "retries", 5));
     http_options_.retry.backoff_initial_s = number("backoff_initial_s", 0.5);

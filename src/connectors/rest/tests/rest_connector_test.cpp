@@ -372,9 +372,12 @@ TEST(RestResilience, TimeoutWhenRetriesRunOut) {
     FAIL() << "no error";
   } catch (const Error& e) {
     std::string m = e.what();
-    EXPECT_EQ(e.code(), ErrorCode::SourceUnavailable);
+    // A timeout names host:port, the phase, the attempt and the setting (issue 24).
+    EXPECT_EQ(e.code(), ErrorCode::TimedOut);
     EXPECT_NE(m.find("/slow?always=1"), std::string::npos) << m;
-    EXPECT_NE(m.find("after 2 attempts"), std::string::npos) << m;
+    EXPECT_NE(m.find("HTTP request"), std::string::npos) << m;
+    EXPECT_NE(m.find("attempt 2"), std::string::npos) << m;
+    EXPECT_NE(m.find("after 0.5 s (set by stream option `timeout_s`)"), std::string::npos) << m;
     EXPECT_NE(e.hint().find("timeout_s"), std::string::npos) << e.hint();
   }
 }
