@@ -193,6 +193,9 @@ json Engine::run_stream(const StreamSpec& stream) {
   double stream_t0 = monotonic_seconds();
   StreamParts parts;
   std::optional<StagedLoad> staged;
+  // Declared before the lease, which releases itself through the store when destroyed:
+  // the store must outlive it, also when the run fails.
+  std::unique_ptr<StateStore> store;
   std::optional<StreamLeaseHold> lease;  // destroyed (released) after staging is dropped
   bool first_batch = true;
   const json& cfg = stream.config;
@@ -217,7 +220,7 @@ json Engine::run_stream(const StreamSpec& stream) {
                  }
                  check_interrupt("during stage");
                });
-    auto store = open_state(state_location(cfg, manifest_.base_dir), StateServices{&connections_, &loader_});
+    store = open_state(state_location(cfg, manifest_.base_dir), StateServices{&connections_, &loader_});
     rec["state_store"] = store->describe();
 
     // One run at a time per stream: the lease is held before anything reads the window
