@@ -32,38 +32,6 @@ void kcat_produce(const std::string& topic, int partitions, int from, int to) {
   }
 }
 
-struct Event {
-  int partition;
-  long offset;
-  std::string key, value, headers;
-};
-
-// Every message of the topic, read by kcat (an independent consumer) to the end.
-std::vector<Event> kcat_consume(const std::string& topic) {
-  std::string out = shell(
-      fmt::format("kcat -C -b '{}' -t {} -o beginning -e -q -f '%p\\t%o\\t%k\\t%h\\t%s\\n' 2>&1",
-                  bootstrap(), topic));
-  std::vector<Event> events;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> f;
-    size_t start = 0;
-    for (int i = 0; i < 4; ++i) {
-      size_t tab = line.find('\t', start);
-      if (tab == std::string::npos) break;
-      f.push_back(line.substr(start, tab - start));
-      start = tab + 1;
-    }
-    if (f.size() != 4) {
-      ADD_FAILURE() << "unexpected kcat output line: " << line;
-      continue;
-    }
-    events.push_back(Event{std::stoi(f[0]), std::stol(f[1]), f[2], line.substr(start), f[3]});
-  }
-  return events;
-}
-
 // Next offset per partition (= the high watermark, no transactions here), from kcat.
 json high_watermarks(const std::string& topic, int partitions) {
   json hw = json::object();
