@@ -280,9 +280,22 @@ class KafkaSink : public Sink {
 
   // exactly_once: the events go out inside a transaction that promote() commits; a stage
   // that fails aborts it, so nothing of it ever becomes visible to read_committed readers.
+  // doctor's probe (no rows) opens no transaction: init_transactions would fence a run of
+  // this stream that is producing right now.
   StagedLoad stage(Artifact artifact, const Schema& schema) override {
-    if (!exactly_once_) return produce_events(std::move(artifact), schema);
+    const auto* probe = std::get_if<InMemoryRows>(&artifact);
+    if (!exactly_once_ || (probe && probe->batches.empty()))
+      return produce_events(std::move(artifact), schema);
     rd_kafka_t* rk = producer();
+    if (!transactions_ready_) {
+      // Fences every earlier producer of this transactional.id: a run that died inside its
+      // transaction has it aborted by the coordinator here, and one that died while
+      // committing has it completed first. Only here, not when receipts are read (plan,
+      // doctor, recovery): those must not fence a run that is producing.
+      txn_call(rd_kafka_init_transactions(rk, timeout_ms_), "initialize transactions",
+               ErrorCode::SinkUnavailable);
+      transactions_ready_ = true;
+    }
     txn_call(rd_kafka_begin_transaction(rk), "begin the transaction", ErrorCode::StageFailed);
     in_transaction_ = true;
     try {
@@ -487,12 +500,6 @@ class KafkaSink : public Sink {
     rd_kafka_conf_set_dr_msg_cb(conf.get(), kafka::on_delivery);
     rd_kafka_conf_set_opaque(conf.get(), &tally_);
     producer_ = kafka::make_client(RD_KAFKA_PRODUCER, s, where_, std::move(conf));
-    // Fences every earlier producer of this transactional.id: a run that died inside its
-    // transaction has it aborted by the coordinator here, and one that died while
-    // committing has it completed, before this run reads receipts or produces.
-    if (exactly_once_)
-      txn_call(rd_kafka_init_transactions(producer_.get(), timeout_ms_), "initialize transactions",
-               ErrorCode::SinkUnavailable);
     return producer_.get();
   }
 
@@ -586,21 +593,17 @@ class KafkaSink : public Sink {
   size_t receipts_partitions() {
     if (receipts_partition_count_ == 0)
       receipts_partition_count_ =
-          kafka::topic_partitions(producer(), receipts_topic_, timeout_ms_,
+          kafka::topic_partitions(receipts_reader(), receipts_topic_, timeout_ms_,
                                   ErrorCode::SinkUnavailable, where_ + " (receipts_topic)")
               .size();
     return receipts_partition_count_;
   }
 
-  // The newest committed receipt of this stream and topic: the receipts of a stream all
-  // go to one partition (keyed by the stream), read with isolation.level=read_committed
-  // from its end backwards in growing windows, so a long history costs one window.
-  // Creating the producer first fences a dead run of this stream (init_transactions):
-  // its transaction is then complete, committed or aborted, and no longer holds the
-  // partition's last stable offset back.
-  std::optional<LoadReceipt> read_receipt() {
-    const int32_t partition =
-        kafka::java_partition(stream_, static_cast<int32_t>(receipts_partitions()));
+  // The read_committed consumer of the receipts topic (partitions assigned, never a group
+  // member), also used for its metadata: no transactional call, so reading receipts never
+  // fences a run.
+  rd_kafka_t* receipts_reader() {
+    if (receipts_reader_) return receipts_reader_.get();
     kafka::ClientSettings s;
     s.set("group.id", "dpone-receipts");  // never joined: the partition is assigned
     s.set("enable.auto.commit", "false");
@@ -613,10 +616,24 @@ class KafkaSink : public Sink {
       if (k.rfind("sasl.", 0) == 0 || k.rfind("ssl.", 0) == 0 || k == "security.protocol" ||
           k == "bootstrap.servers")
         s.set(k, v);  // only the connection's settings: the rest are producer properties
-    kafka::HandlePtr consumer = kafka::make_client(RD_KAFKA_CONSUMER, s, where_);
+    receipts_reader_ = kafka::make_client(RD_KAFKA_CONSUMER, s, where_);
+    return receipts_reader_.get();
+  }
+
+  // The newest committed receipt of this stream and topic: the receipts of a stream all
+  // go to one partition (keyed by the stream), read with isolation.level=read_committed
+  // from its end backwards in growing windows, so a long history costs one window.
+  // A transaction still open in the partition (a run promoting right now, or one that died
+  // while committing and whose commit the coordinator is completing) holds the last stable
+  // offset back: the read waits for it up to timeout_ms rather than miss a receipt that
+  // is about to be committed (which would make the re-run produce the window again).
+  std::optional<LoadReceipt> read_receipt() {
+    const int32_t partition =
+        kafka::java_partition(stream_, static_cast<int32_t>(receipts_partitions()));
+    rd_kafka_t* consumer = receipts_reader();
     int64_t low = 0, high = 0;
     if (rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-            consumer.get(), receipts_topic_.c_str(), partition, &low, &high, timeout_ms_))
+            consumer, receipts_topic_.c_str(), partition, &low, &high, timeout_ms_))
       throw Error(ErrorCode::SinkUnavailable,
                   fmt::format("{}: cannot read the offsets of {} partition {}: {}", where_,
                               receipts_topic_, partition, rd_kafka_err2str(err)));
@@ -627,7 +644,7 @@ class KafkaSink : public Sink {
       kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
       rd_kafka_topic_partition_list_add(list.get(), receipts_topic_.c_str(), partition)->offset =
           from;
-      if (rd_kafka_assign(consumer.get(), list.get()))
+      if (rd_kafka_assign(consumer, list.get()))
         throw Error(ErrorCode::SinkUnavailable, where_ + ": cannot assign " + receipts_topic_);
       std::optional<LoadReceipt> newest;
       for (bool done = false; !done;) {
@@ -639,7 +656,7 @@ class KafkaSink : public Sink {
                                   where_, receipts_topic_, partition, stop, timeout_ms_),
                       "re-run: the broker aborts an abandoned transaction after "
                       "transaction.timeout.ms");
-        rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer.get(), 100);
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
         if (!m) continue;
         std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> hold(
             m, rd_kafka_message_destroy);
@@ -1076,6 +1093,8 @@ class KafkaSink : public Sink {
   std::string receipts_topic_, transactional_id_;
   size_t receipts_partition_count_ = 0;
   bool in_transaction_ = false;
+  bool transactions_ready_ = false;  // init_transactions done
+  kafka::HandlePtr receipts_reader_;
   kafka::DeliveryTally tally_;
   kafka::HandlePtr producer_;
   std::optional<kafka::Outbox> outbox_;  // during stage(), unless events carry headers
