@@ -25,7 +25,6 @@
 
 #include <fmt/format.h>
 
-#include "core/util/failpoint.hpp"
 #include "harness.hpp"
 #include "kafka_support.hpp"
 
@@ -150,19 +149,16 @@ TEST_P(KafkaExactlyOnceKill, RerunCommitsEveryRowOnce) {
   }
 }
 
-std::vector<std::string> failpoints() {
-  std::vector<std::string> out;
-  for (auto fp : dpone::kFailpoints) out.emplace_back(fp);
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(AllFailpoints, KafkaExactlyOnceKill, ::testing::ValuesIn(failpoints()),
+INSTANTIATE_TEST_SUITE_P(AllFailpoints, KafkaExactlyOnceKill,
+                         ::testing::ValuesIn(failpoint_names()),
                          [](const auto& info) { return info.param; });
 
-// Starts dpone without waiting for it.
-pid_t spawn_dpone(const fs::path& cwd, const std::vector<std::string>& args) {
+// Starts dpone without waiting for it (its output discarded).
+pid_t spawn_dpone(const fs::path& cwd, const std::vector<std::string>& args,
+                  const std::map<std::string, std::string>& env = {}) {
   pid_t pid = fork();
   if (pid == 0) {
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
     if (chdir(cwd.c_str()) != 0) _exit(127);
     if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
     std::vector<std::string> copy = args;
@@ -205,20 +201,9 @@ TEST(KafkaExactlyOnce, InterruptDuringProduceThenRerun) {
   source_db(s.dir());
   eos_manifest(s.dir(), topic);
   const fs::path marker = s / "at_stage";
-  pid_t pid = fork();
-  if (pid == 0) {
-    setenv("DPONE_FAILPOINTS", "during_stage=pause:3000", 1);
-    setenv("DPONE_FAILPOINT_MARKER", marker.c_str(), 1);
-    std::vector<std::string> args{"run", "manifest.yaml", "--batch-rows", "20"};
-    if (chdir(s.dir().c_str()) != 0) _exit(127);
-    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
-    std::string bin = DPONE_BIN;
-    std::vector<char*> argv{bin.data()};
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
+  pid_t pid = spawn_dpone(s.dir(), {"run", "manifest.yaml", "--batch-rows", "20"},
+                          {{"DPONE_FAILPOINTS", "during_stage=pause:3000"},
+                           {"DPONE_FAILPOINT_MARKER", marker.string()}});
   for (int i = 0; i < 200 && !fs::exists(marker); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   ASSERT_TRUE(fs::exists(marker)) << "the run never reached during_stage";

@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "core/util/failpoint.hpp"
 #include "harness.hpp"
 
 namespace e2e::kafka {
@@ -128,6 +129,13 @@ inline std::vector<Event> kcat_consume(const std::string& topic,
     events.push_back(Event{std::stoi(f[0]), std::stol(f[1]), f[2], line.substr(start), f[3]});
   }
   return events;
+}
+
+// Every named failpoint (core/util/failpoint.hpp), for kill tests.
+inline std::vector<std::string> failpoint_names() {
+  std::vector<std::string> out;
+  for (auto fp : dpone::kFailpoints) out.emplace_back(fp);
+  return out;
 }
 
 // Kafka's Java Utils.murmur2.

@@ -148,13 +148,7 @@ TEST_P(KafkaSourceKill, RerunLosesNothingAndDuplicatesNothing) {
   EXPECT_EQ(stored_position(s.dir()), high_watermarks(topic, 3));
 }
 
-std::vector<std::string> failpoints() {
-  std::vector<std::string> out;
-  for (auto fp : dpone::kFailpoints) out.emplace_back(fp);
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(AllFailpoints, KafkaSourceKill, ::testing::ValuesIn(failpoints()),
+INSTANTIATE_TEST_SUITE_P(AllFailpoints, KafkaSourceKill, ::testing::ValuesIn(failpoint_names()),
                          [](const auto& info) { return info.param; });
 
 TEST(KafkaMurmur2, TestCopyMatchesJavaVectors) {

@@ -604,14 +604,8 @@ class KafkaSink : public Sink {
   // fences a run.
   rd_kafka_t* receipts_reader() {
     if (receipts_reader_) return receipts_reader_.get();
-    kafka::ClientSettings s;
-    s.set("group.id", "dpone-receipts");  // never joined: the partition is assigned
-    s.set("enable.auto.commit", "false");
-    s.set("enable.auto.offset.store", "false");
-    s.set("enable.partition.eof", "true");
-    s.set("isolation.level", "read_committed");
-    s.set("allow.auto.create.topics", "false");
-    s.set("log_level", "2");
+    kafka::ClientSettings s = kafka::assigned_reader_defaults("dpone-receipts");
+    s.set("auto.offset.reset", "earliest");  // a compacted-away offset: read on from the next
     for (const auto& [k, v] : settings_.properties)
       if (k.rfind("sasl.", 0) == 0 || k.rfind("ssl.", 0) == 0 || k == "security.protocol" ||
           k == "bootstrap.servers")
