@@ -11,13 +11,16 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <unistd.h>
 
 #include <fmt/format.h>
 
+#include "core/util/failpoint.hpp"
 #include "harness.hpp"
 
 namespace e2e::kafka {
@@ -91,6 +94,48 @@ inline void kcat_produce_lines(const std::string& topic, int partition, const st
                                       bootstrap(), topic, partition, file.string()));
   fs::remove(file);
   ASSERT_TRUE(out.empty()) << out;
+}
+
+struct Event {
+  int partition;
+  long offset;
+  std::string key, value, headers;
+};
+
+// Every message of the topic, read by kcat (an independent consumer) to the end, with
+// `isolation` read_committed (librdkafka's default) or read_uncommitted.
+inline std::vector<Event> kcat_consume(const std::string& topic,
+                                       const std::string& isolation = "read_committed") {
+  std::string out =
+      shell(fmt::format("kcat -C -b '{}' -t {} -X isolation.level={} -o beginning -e -q "
+                        "-f '%p\\t%o\\t%k\\t%h\\t%s\\n' 2>&1",
+                        bootstrap(), topic, isolation));
+  std::vector<Event> events;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    size_t start = 0;
+    for (int i = 0; i < 4; ++i) {
+      size_t tab = line.find('\t', start);
+      if (tab == std::string::npos) break;
+      f.push_back(line.substr(start, tab - start));
+      start = tab + 1;
+    }
+    if (f.size() != 4) {
+      ADD_FAILURE() << "unexpected kcat output line: " << line;
+      continue;
+    }
+    events.push_back(Event{std::stoi(f[0]), std::stol(f[1]), f[2], line.substr(start), f[3]});
+  }
+  return events;
+}
+
+// Every named failpoint (core/util/failpoint.hpp), for kill tests.
+inline std::vector<std::string> failpoint_names() {
+  std::vector<std::string> out;
+  for (auto fp : dpone::kFailpoints) out.emplace_back(fp);
+  return out;
 }
 
 // Kafka's Java Utils.murmur2.

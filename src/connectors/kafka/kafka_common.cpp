@@ -93,6 +93,18 @@ ClientSettings client_settings(const nlohmann::json& options, const ResolvedConn
   return s;
 }
 
+ClientSettings assigned_reader_defaults(const std::string& group_id) {
+  ClientSettings s;
+  s.set("group.id", group_id);
+  s.set("enable.auto.commit", "false");
+  s.set("enable.auto.offset.store", "false");
+  s.set("enable.partition.eof", "true");
+  s.set("isolation.level", "read_committed");
+  s.set("allow.auto.create.topics", "false");  // reading never creates a topic
+  s.set("log_level", "2");  // connection errors reach the operator as dpone errors instead
+  return s;
+}
+
 HandlePtr make_client(rd_kafka_type_t type, const ClientSettings& settings,
                       const std::string& where, ConfPtr conf) {
   char errstr[512];

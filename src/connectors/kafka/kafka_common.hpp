@@ -70,6 +70,11 @@ struct ClientSettings {
 ClientSettings client_settings(const nlohmann::json& options, const ResolvedConnection* connection,
                                const std::string& where);
 
+// dpone's defaults for a consumer that reads assigned partitions to their end and never
+// joins or commits to a group (`group_id` only names it to the brokers): partition EOF
+// reported, read_committed, no auto-created topics, librdkafka's own log quiet.
+ClientSettings assigned_reader_defaults(const std::string& group_id);
+
 // A configured client handle; `failure` is the code thrown when librdkafka refuses a
 // property (ConfigBadValue) or the handle cannot be created.
 HandlePtr make_client(rd_kafka_type_t type, const ClientSettings& settings,

@@ -10,11 +10,19 @@
 // partitioner.
 // stage() returns only after every delivery report came back; one negative report fails
 // the stage with the count of undelivered events, so the runtime never promotes and
-// never advances state. Events delivered before such a failure stay in the topic (Kafka
-// is append-only; dpone never deletes): the re-run sends them again (at-least-once).
-// promote() writes a load receipt to a local file (.dpone/kafka-receipts/<stream>.json
-// under the manifest's directory), so a run that died after promotion but before its
-// state commit is recovered without re-sending.
+// never advances state.
+// Delivery (README "Exactly-once"):
+//   exactly_once (default): a transactional producer whose transactional.id is stable per
+//   stream and topic, so a new run fences a dead one (the broker aborts its open
+//   transaction). stage() = begin_transaction + produce (invisible to read_committed
+//   consumers); promote() = the load receipt produced to the receipts topic (default
+//   __dpone_receipts, keyed by stream) in the same transaction, then commit_transaction;
+//   abort() = abort_transaction. latest_receipt() reads the newest committed receipt of
+//   the stream and topic back from the receipts topic.
+//   at_least_once: the idempotent producer without transactions; events delivered before
+//   a failure stay in the topic and the re-run sends them again. promote() writes the
+//   load receipt to a local file (.dpone/kafka-receipts/<stream>.json under the
+//   manifest's directory).
 // Input: JSON lines (WireFormat::Jsonl, preferred: each validated line is an event's value
 // byte for byte, no decoding) or record batches (each row encoded as one JSON object, one
 // header-less CSV line, or one column's text: `value_format`). An input error after some
@@ -28,6 +36,7 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -39,6 +48,7 @@
 #include "core/codecs/csv.hpp"
 #include "core/codecs/jsonl.hpp"
 #include "core/connector/options.hpp"
+#include "core/util/failpoint.hpp"
 #include "core/util/time.hpp"
 
 namespace dpone {
@@ -183,6 +193,19 @@ class KafkaSink : public Sink {
     batch_size_ = kafka::int_option(ctx.options, "batch_size", 1000000, where_);
     compression_ = options.string("compression").value_or("none");
     receipt_path_ = ctx.base_dir / ".dpone" / "kafka-receipts" / (sanitize(stream_) + ".json");
+    std::string delivery = options.string("delivery").value_or("exactly_once");
+    if (delivery != "exactly_once" && delivery != "at_least_once")
+      throw Error(ErrorCode::ConfigBadValue, fmt::format("{}: delivery is '{}'", where_, delivery),
+                  "use exactly_once (the default: transactions) or at_least_once");
+    exactly_once_ = delivery == "exactly_once";
+    receipts_topic_ = options.string("receipts_topic").value_or("__dpone_receipts");
+    if (receipts_topic_.empty() || receipts_topic_ == topic_)
+      throw Error(ErrorCode::ConfigBadValue,
+                  fmt::format("{}: receipts_topic must name a topic other than `topic`", where_),
+                  "leave it unset (__dpone_receipts) or name a separate topic");
+    // Stable per stream and target: the next run of the same stream into the same topic
+    // uses the same id, and its init_transactions fences a run that died mid-transaction.
+    transactional_id_ = "dpone-" + stream_ + "-" + topic_;
   }
 
   TargetInfo inspect() override {
@@ -201,8 +224,11 @@ class KafkaSink : public Sink {
     }
     t.server =
         fmt::format("Kafka cluster of {} brokers (librdkafka {})", brokers, rd_kafka_version_str());
-    t.capabilities = {"idempotent producer", "murmur2 partitioner (Java-compatible)",
+    t.capabilities = {exactly_once_ ? "transactional producer (exactly-once, read_committed)"
+                                    : "idempotent producer (at-least-once)",
+                      "murmur2 partitioner (Java-compatible)",
                       fmt::format("{} partitions", partitions_.size()), "delivery reports checked"};
+    if (exactly_once_) receipts_partitions();
     return t;
   }
 
@@ -232,6 +258,15 @@ class KafkaSink : public Sink {
                                                             : "the text of one column";
     if (!tombstone_column_.empty())
       value += fmt::format(" (a tombstone where {} is true)", tombstone_column_);
+    if (exactly_once_)
+      return {fmt::format("begin a transaction (transactional.id {}); produce each row to topic "
+                          "{} as {}; {}; {}; compression {}, linger {} ms",
+                          transactional_id_, topic_, value, key, header_names(), compression_,
+                          linger_ms_),
+              "wait for every delivery report: one failure aborts the transaction",
+              fmt::format("produce the load receipt to {} (key {}) in the same transaction, then "
+                          "commit: the events become visible to read_committed consumers",
+                          receipts_topic_, stream_)};
     return {fmt::format("produce each row to topic {} as {}; {}; {}; idempotent "
                         "producer, compression {}, linger {} ms",
                         topic_, value, key, header_names(), compression_, linger_ms_),
@@ -239,9 +274,44 @@ class KafkaSink : public Sink {
             "write the load receipt " + receipt_path_.string()};
   }
 
-  std::vector<std::string> cleanup_abandoned(const std::vector<std::string>&) override { return {}; }
+  std::vector<std::string> cleanup_abandoned(const std::vector<std::string>&) override {
+    return {};
+  }
 
+  // exactly_once: the events go out inside a transaction that promote() commits; a stage
+  // that fails aborts it, so nothing of it ever becomes visible to read_committed readers.
+  // doctor's probe (no rows) opens no transaction: init_transactions would fence a run of
+  // this stream that is producing right now.
   StagedLoad stage(Artifact artifact, const Schema& schema) override {
+    const auto* probe = std::get_if<InMemoryRows>(&artifact);
+    if (!exactly_once_ || (probe && probe->batches.empty()))
+      return produce_events(std::move(artifact), schema);
+    rd_kafka_t* rk = producer();
+    if (!transactions_ready_) {
+      // Fences every earlier producer of this transactional.id: a run that died inside its
+      // transaction has it aborted by the coordinator here, and one that died while
+      // committing has it completed first. Only here, not when receipts are read (plan,
+      // doctor, recovery): those must not fence a run that is producing.
+      txn_call(rd_kafka_init_transactions(rk, timeout_ms_), "initialize transactions",
+               ErrorCode::SinkUnavailable);
+      transactions_ready_ = true;
+    }
+    txn_call(rd_kafka_begin_transaction(rk), "begin the transaction", ErrorCode::StageFailed);
+    in_transaction_ = true;
+    try {
+      StagedLoad s = produce_events(std::move(artifact), schema);
+      s.staging_name = fmt::format(
+          "open transaction {} (events invisible to read_committed consumers until promotion)",
+          transactional_id_);
+      s.details["transactional_id"] = transactional_id_;
+      return s;
+    } catch (...) {
+      abort_transaction();
+      throw;
+    }
+  }
+
+  StagedLoad produce_events(Artifact artifact, const Schema& schema) {
     auto* streaming = std::get_if<StreamingRows>(&artifact);
     auto* in_memory = std::get_if<InMemoryRows>(&artifact);  // e.g. doctor's empty probe
     const bool lines = streaming && streaming->format == WireFormat::Jsonl && streaming->bytes;
@@ -289,12 +359,7 @@ class KafkaSink : public Sink {
                   fmt::format("{} ({} events produced before this were delivered to topic {}, "
                               "and stay there)",
                               e.what(), tally_.delivered, topic_),
-                  e.hint().empty()
-                      ? "the run failed and state did not advance; the re-run sends the whole "
-                        "window again (at-least-once)"
-                      : e.hint() +
-                            "; the run failed and state did not advance: the re-run sends "
-                            "the whole window again (at-least-once)");
+                  e.hint().empty() ? leftover_note() : e.hint() + "; " + leftover_note());
     }
     // Every report must be back before the stage may succeed.
     rd_kafka_resp_err_t flushed =
@@ -314,11 +379,14 @@ class KafkaSink : public Sink {
               "{}: {} of {} events were not delivered to topic {} (first error: {}); {} were "
               "delivered",
               where_, undelivered, rows, topic_, why, tally_.delivered),
-          fmt::format("the run failed and state did not advance: the re-run sends the whole "
-                      "window again, so the events already delivered arrive twice (at-least-once; "
-                      "they are at these offsets, by partition: {}; dedupe on the key, on those "
-                      "offsets, or on the dpone-run-id header with `headers: [run_id]`)",
-                      tally_.offsets_json().dump()));
+          exactly_once_
+              ? leftover_note()
+              : fmt::format(
+                    "the run failed and state did not advance: the re-run sends the whole "
+                    "window again, so the events already delivered arrive twice (at-least-once; "
+                    "they are at these offsets, by partition: {}; dedupe on the key, on those "
+                    "offsets, or on the dpone-run-id header with `headers: [run_id]`)",
+                    tally_.offsets_json().dump()));
     }
     StagedLoad s;
     s.staging_name = "(none: Kafka has no staging; events delivered to " + topic_ + ")";
@@ -340,8 +408,8 @@ class KafkaSink : public Sink {
     throw Error(
         ErrorCode::ConfigInvalid,
         fmt::format(
-            "{}: quality gates ({}) cannot run on a Kafka sink: the events are delivered while "
-            "staging, before gates could stop them",
+            "{}: quality gates ({}) cannot run on a Kafka sink: gates query the staged rows, "
+            "and a topic (even an open transaction's events) cannot be queried",
             where_, fmt::join(names, ", ")),
         "remove `quality` from the stream, or check the data upstream");
   }
@@ -351,6 +419,16 @@ class KafkaSink : public Sink {
     const int64_t tombstones = staged.details.value("tombstones", int64_t{0});
     r.inserted = staged.rows - tombstones;
     r.deleted = tombstones;  // a tombstone is a delete of its key
+    if (exactly_once_) {
+      promote_transaction(request);
+      r.atomic = true;  // the events and the receipt commit together
+      r.sql = {fmt::format("{} events produced to {} ({} tombstones) in transaction {}",
+                           staged.rows, topic_, tombstones, transactional_id_),
+               fmt::format("receipt produced to {} (key {}) in the same transaction",
+                           receipts_topic_, stream_),
+               "commit_transaction"};
+      return r;
+    }
     r.atomic = false;
     write_receipt(request.receipt);
     r.sql = {
@@ -359,9 +437,10 @@ class KafkaSink : public Sink {
     return r;
   }
 
-  void abort(const StagedLoad&) noexcept override {}
+  void abort(const StagedLoad&) noexcept override { abort_transaction(); }
 
   std::optional<LoadReceipt> latest_receipt() override {
+    if (exactly_once_) return read_receipt();
     std::ifstream in(receipt_path_);
     if (!in) return std::nullopt;
     std::stringstream ss;
@@ -372,6 +451,11 @@ class KafkaSink : public Sink {
                   where_ + ": the load receipt " + receipt_path_.string() + " is corrupt",
                   "delete it if no run is in progress (the next run then re-sends what it cannot "
                   "prove was sent)");
+    return receipt_of(j);
+  }
+
+ private:
+  static LoadReceipt receipt_of(const json& j) {
     LoadReceipt rc;
     rc.stream = j.value("stream", "");
     rc.run_id = j.value("run_id", "");
@@ -383,7 +467,6 @@ class KafkaSink : public Sink {
     return rc;
   }
 
- private:
   static std::string sanitize(const std::string& s) {
     std::string out = s;
     for (auto& c : out)
@@ -404,12 +487,195 @@ class KafkaSink : public Sink {
     s.set("queue.buffering.max.messages", "500000");
     s.set("allow.auto.create.topics", "false");  // dpone never creates topics
     s.set("log_level", "2");  // connection errors reach the operator as dpone errors instead
+    if (exactly_once_) {
+      s.set("transactional.id", transactional_id_);
+      // librdkafka wants message.timeout.ms <= transaction.timeout.ms. The broker aborts a
+      // transaction open longer than this, and a dead run's transaction holds
+      // read_committed consumers back at most this long when no re-run fences it.
+      s.set("transaction.timeout.ms",
+            std::to_string(std::max<int64_t>(delivery_timeout_ms_, 60000)));
+    }
     for (const auto& [k, v] : settings_.properties) s.set(k, v);
     kafka::ConfPtr conf(rd_kafka_conf_new());
     rd_kafka_conf_set_dr_msg_cb(conf.get(), kafka::on_delivery);
     rd_kafka_conf_set_opaque(conf.get(), &tally_);
     producer_ = kafka::make_client(RD_KAFKA_PRODUCER, s, where_, std::move(conf));
     return producer_.get();
+  }
+
+  // Throws for a failed transactional call (the error object is consumed). A fenced
+  // producer means another run of this stream and topic started transactions since:
+  // StateConflict, as for any run that lost its stream to another.
+  void txn_call(rd_kafka_error_t* error, const char* what, ErrorCode code) {
+    if (!error) return;
+    const std::string text = rd_kafka_error_string(error);
+    const bool fenced = rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__FENCED ||
+                        rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR_PRODUCER_FENCED;
+    rd_kafka_error_destroy(error);
+    if (fenced)
+      throw Error(ErrorCode::StateConflict,
+                  fmt::format("{}: cannot {}: transactional.id {} was fenced by a newer run of "
+                              "this stream and topic: {}",
+                              where_, what, transactional_id_, text),
+                  "nothing of this run became visible to read_committed consumers; check that "
+                  "one run at a time loads this stream");
+    throw Error(code,
+                fmt::format("{}: cannot {} (transactional.id {}): {}", where_, what,
+                            transactional_id_, text),
+                code == ErrorCode::SinkUnavailable
+                    ? "check bootstrap_servers, that the brokers support transactions (Kafka "
+                      ">= 0.11, transaction.state.log.* settings) and the ACLs of the id"
+                    : leftover_note());
+  }
+
+  // Aborts the open transaction, if any: its events stay in the log, marked aborted,
+  // which read_committed consumers skip. Never throws (abort() and error paths).
+  void abort_transaction() noexcept {
+    if (!in_transaction_ || !producer_) return;
+    in_transaction_ = false;
+    if (rd_kafka_error_t* e =
+            rd_kafka_abort_transaction(producer_.get(), static_cast<int>(timeout_ms_)))
+      rd_kafka_error_destroy(e);  // the next run's init_transactions fences it anyway
+  }
+
+  // What became of a failed run's events, for error hints.
+  std::string leftover_note() const {
+    if (exactly_once_)
+      return "the run failed and state did not advance; its transaction is aborted (or is "
+             "fenced by the next run), so none of its events is visible to read_committed "
+             "consumers, and the re-run sends the window once";
+    return "the run failed and state did not advance; the re-run sends the whole window "
+           "again (at-least-once)";
+  }
+
+  // promote() in exactly_once: compare-and-set on the newest receipt, the receipt
+  // produced to the receipts topic in the open transaction, then the commit.
+  void promote_transaction(const PromoteRequest& request) {
+    rd_kafka_t* rk = producer();
+    if (!in_transaction_)
+      throw Error(ErrorCode::Internal, where_ + ": promote() without an open transaction");
+    try {
+      // Kafka has no transaction spanning this read and the commit: the stream lease
+      // excludes a concurrent run, this check catches one that promoted since this run
+      // planned (a bypassed lease, a holder paused past its TTL), and the shared
+      // transactional.id fences the older of two producers still alive (README).
+      if (auto latest = read_receipt()) {
+        if (latest->run_id != request.expected_latest_receipt)
+          throw_receipt_conflict(where_, stream_, latest->run_id, request.expected_latest_receipt);
+      } else if (!request.expected_latest_receipt.empty()) {
+        throw_receipt_conflict(where_, stream_, "", request.expected_latest_receipt);
+      }
+      const std::string value = receipt_json(request.receipt).dump();
+      const int32_t partition =
+          kafka::java_partition(stream_, static_cast<int32_t>(receipts_partitions()));
+      rd_kafka_resp_err_t err = rd_kafka_producev(
+          rk, RD_KAFKA_V_TOPIC(receipts_topic_.c_str()), RD_KAFKA_V_PARTITION(partition),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+          RD_KAFKA_V_KEY(stream_.data(), stream_.size()), RD_KAFKA_V_END);
+      if (err)
+        throw Error(ErrorCode::PromoteFailed,
+                    fmt::format("{}: cannot produce the load receipt to {}: {}", where_,
+                                receipts_topic_, rd_kafka_err2str(err)),
+                    leftover_note());
+      rd_kafka_flush(rk, static_cast<int>(delivery_timeout_ms_ + 10000));
+      failpoint("inside_promote");
+      txn_call(rd_kafka_commit_transaction(rk, static_cast<int>(delivery_timeout_ms_ + 10000)),
+               "commit the transaction", ErrorCode::PromoteFailed);
+      in_transaction_ = false;
+    } catch (...) {
+      abort_transaction();
+      throw;
+    }
+  }
+
+  // Partition count of the receipts topic (which must exist: dpone never creates topics).
+  size_t receipts_partitions() {
+    if (receipts_partition_count_ == 0)
+      receipts_partition_count_ =
+          kafka::topic_partitions(receipts_reader(), receipts_topic_, timeout_ms_,
+                                  ErrorCode::SinkUnavailable, where_ + " (receipts_topic)")
+              .size();
+    return receipts_partition_count_;
+  }
+
+  // The read_committed consumer of the receipts topic (partitions assigned, never a group
+  // member), also used for its metadata: no transactional call, so reading receipts never
+  // fences a run.
+  rd_kafka_t* receipts_reader() {
+    if (receipts_reader_) return receipts_reader_.get();
+    kafka::ClientSettings s = kafka::assigned_reader_defaults("dpone-receipts");
+    s.set("auto.offset.reset", "earliest");  // a compacted-away offset: read on from the next
+    for (const auto& [k, v] : settings_.properties)
+      if (k.rfind("sasl.", 0) == 0 || k.rfind("ssl.", 0) == 0 || k == "security.protocol" ||
+          k == "bootstrap.servers")
+        s.set(k, v);  // only the connection's settings: the rest are producer properties
+    receipts_reader_ = kafka::make_client(RD_KAFKA_CONSUMER, s, where_);
+    return receipts_reader_.get();
+  }
+
+  // The newest committed receipt of this stream and topic: the receipts of a stream all
+  // go to one partition (keyed by the stream), read with isolation.level=read_committed
+  // from its end backwards in growing windows, so a long history costs one window.
+  // A transaction still open in the partition (a run promoting right now, or one that died
+  // while committing and whose commit the coordinator is completing) holds the last stable
+  // offset back: the read waits for it up to timeout_ms rather than miss a receipt that
+  // is about to be committed (which would make the re-run produce the window again).
+  std::optional<LoadReceipt> read_receipt() {
+    const int32_t partition =
+        kafka::java_partition(stream_, static_cast<int32_t>(receipts_partitions()));
+    rd_kafka_t* consumer = receipts_reader();
+    int64_t low = 0, high = 0;
+    if (rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+            consumer, receipts_topic_.c_str(), partition, &low, &high, timeout_ms_))
+      throw Error(ErrorCode::SinkUnavailable,
+                  fmt::format("{}: cannot read the offsets of {} partition {}: {}", where_,
+                              receipts_topic_, partition, rd_kafka_err2str(err)));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms_);
+    int64_t stop = high, window = 64;
+    for (int64_t from = std::max(low, high - window); stop > low;
+         stop = from, window *= 8, from = std::max(low, from - window)) {
+      kafka::PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+      rd_kafka_topic_partition_list_add(list.get(), receipts_topic_.c_str(), partition)->offset =
+          from;
+      if (rd_kafka_assign(consumer, list.get()))
+        throw Error(ErrorCode::SinkUnavailable, where_ + ": cannot assign " + receipts_topic_);
+      std::optional<LoadReceipt> newest;
+      for (bool done = false; !done;) {
+        if (std::chrono::steady_clock::now() > deadline)
+          throw Error(ErrorCode::SinkUnavailable,
+                      fmt::format("{}: {} partition {} was not readable to offset {} within {} "
+                                  "ms (read_committed: an open transaction of another stream "
+                                  "holds its last stable offset back)",
+                                  where_, receipts_topic_, partition, stop, timeout_ms_),
+                      "re-run: the broker aborts an abandoned transaction after "
+                      "transaction.timeout.ms");
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
+        if (!m) continue;
+        std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> hold(
+            m, rd_kafka_message_destroy);
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+          // EOF is at the last stable offset: below `stop` while a transaction is open.
+          if (m->offset >= stop) done = true;
+          continue;
+        }
+        if (m->err)
+          throw Error(ErrorCode::SinkUnavailable,
+                      fmt::format("{}: cannot read {}: {}", where_, receipts_topic_,
+                                  rd_kafka_message_errstr(m)));
+        if (m->offset >= stop) {
+          done = true;
+          continue;
+        }
+        json j = json::parse(static_cast<const char*>(m->payload),
+                             static_cast<const char*>(m->payload) + m->len, nullptr, false);
+        if (j.is_object() && j.value("stream", "") == stream_ && j.value("topic", "") == topic_)
+          newest = receipt_of(j);
+        if (m->offset + 1 >= stop) done = true;
+      }
+      if (newest) return newest;
+    }
+    return std::nullopt;
   }
 
   // `value` null (data() == nullptr, as `std::string_view{}`) produces a null value.
@@ -775,15 +1041,19 @@ class KafkaSink : public Sink {
                  "fix the source data or the key");
   }
 
+  json receipt_json(const LoadReceipt& r) const {
+    return json{{"stream", r.stream},
+                {"run_id", r.run_id},
+                {"base_revision", r.base_revision},
+                {"window", r.window},
+                {"new_position", r.new_position},
+                {"rows", r.rows},
+                {"loaded_at", r.loaded_at},
+                {"topic", topic_}};
+  }
+
   void write_receipt(const LoadReceipt& r) {
-    json j{{"stream", r.stream},
-           {"run_id", r.run_id},
-           {"base_revision", r.base_revision},
-           {"window", r.window},
-           {"new_position", r.new_position},
-           {"rows", r.rows},
-           {"loaded_at", r.loaded_at},
-           {"topic", topic_}};
+    const json j = receipt_json(r);
     std::error_code ec;
     fs::create_directories(receipt_path_.parent_path(), ec);
     fs::path tmp = receipt_path_;
@@ -813,6 +1083,12 @@ class KafkaSink : public Sink {
   int64_t delivery_timeout_ms_ = 120000, linger_ms_ = 5, batch_size_ = 1000000;
   std::string compression_;
   fs::path receipt_path_;
+  bool exactly_once_ = true;
+  std::string receipts_topic_, transactional_id_;
+  size_t receipts_partition_count_ = 0;
+  bool in_transaction_ = false;
+  bool transactions_ready_ = false;  // init_transactions done
+  kafka::HandlePtr receipts_reader_;
   kafka::DeliveryTally tally_;
   kafka::HandlePtr producer_;
   std::optional<kafka::Outbox> outbox_;  // during stage(), unless events carry headers

@@ -636,16 +636,9 @@ class KafkaSource : public Source {
   }
 
   HandlePtr new_consumer() {
-    kafka::ClientSettings s;
     // Defaults first so the user's `properties` (already in settings_) override them.
-    s.set("group.id", "dpone-" + stream_);  // never joined: partitions are assigned
-    s.set("enable.auto.commit", "false");
-    s.set("enable.auto.offset.store", "false");
-    s.set("enable.partition.eof", "true");
+    kafka::ClientSettings s = kafka::assigned_reader_defaults("dpone-" + stream_);
     s.set("auto.offset.reset", "error");  // a window offset that vanished is an error, not a skip
-    s.set("isolation.level", "read_committed");
-    s.set("allow.auto.create.topics", "false");  // reading never creates a topic
-    s.set("log_level", "2");  // connection errors reach the operator as dpone errors instead
     for (const auto& [k, v] : settings_.properties) s.set(k, v);
     return kafka::make_client(RD_KAFKA_CONSUMER, s, where_);
   }

@@ -4,7 +4,8 @@
 //   dpone_kafka_mock [--brokers N] [--topic NAME:PARTITIONS ...] [--bootstrap-file F]
 //                    [--control FIFO]
 //
-// Starts N brokers on 127.0.0.1 (ephemeral ports), creates the topics, prints the
+// Starts N brokers on 127.0.0.1 (ephemeral ports), creates the topics (and the kafka
+// sink's receipts topic __dpone_receipts, 4 partitions, unless --topic names it), prints the
 // bootstrap list as its first stdout line (and writes it to --bootstrap-file, atomically),
 // then serves until SIGTERM/SIGINT. The mock keeps only the newest ~5 MiB per partition.
 //
@@ -29,6 +30,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <poll.h>
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -172,6 +174,11 @@ int main(int argc, char** argv) {
   if (!rk) die(std::string("rd_kafka_new: ") + errstr);
   rd_kafka_mock_cluster_t* cluster = rd_kafka_mock_cluster_new(rk, brokers);
   if (!cluster) die("rd_kafka_mock_cluster_new failed");
+  // The kafka sink's default receipts topic (exactly_once delivery), as an operator
+  // creates it once per cluster; --topic __dpone_receipts:N overrides the count.
+  if (std::none_of(topics.begin(), topics.end(),
+                   [](const auto& t) { return t.first == "__dpone_receipts"; }))
+    topics.emplace_back("__dpone_receipts", 4);
   for (const auto& [name, partitions] : topics) {
     rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(cluster, name.c_str(), partitions, 1);
     if (err) die("creating topic " + name + ": " + rd_kafka_err2str(err));
