@@ -63,16 +63,24 @@ inline std::map<std::string, std::string> with(std::map<std::string, std::string
   return env;
 }
 
-inline Result run_dpone(const fs::path& cwd, const std::vector<std::string>& args,
-                    const std::map<std::string, std::string>& env = {}) {
+// A dpone started in the background (spawn_dpone); finish_dpone waits for it and reads
+// its output. Split from run_dpone so a test can signal the process while it runs.
+struct Child {
+  pid_t pid = -1;
+  fs::path out_path, err_path;
+};
+
+inline Child spawn_dpone(const fs::path& cwd, const std::vector<std::string>& args,
+                         const std::map<std::string, std::string>& env = {}) {
   static int counter = 0;
-  fs::path out_path = fs::temp_directory_path() / ("dpone_e2e_out_" + std::to_string(getpid()) + "_" + std::to_string(counter));
-  fs::path err_path = fs::temp_directory_path() / ("dpone_e2e_err_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-  pid_t pid = fork();
-  if (pid == 0) {
+  Child c;
+  c.out_path = fs::temp_directory_path() / ("dpone_e2e_out_" + std::to_string(getpid()) + "_" + std::to_string(counter));
+  c.err_path = fs::temp_directory_path() / ("dpone_e2e_err_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
+  c.pid = fork();
+  if (c.pid == 0) {
     if (chdir(cwd.c_str()) != 0) _exit(127);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    if (!freopen(out_path.c_str(), "w", stdout) || !freopen(err_path.c_str(), "w", stderr)) _exit(127);
+    if (!freopen(c.out_path.c_str(), "w", stdout) || !freopen(c.err_path.c_str(), "w", stderr)) _exit(127);
     std::vector<char*> argv;
     std::string bin = DPONE_BIN;
     argv.push_back(bin.data());
@@ -82,16 +90,25 @@ inline Result run_dpone(const fs::path& cwd, const std::vector<std::string>& arg
     execv(bin.c_str(), argv.data());
     _exit(127);
   }
+  return c;
+}
+
+inline Result finish_dpone(const Child& c) {
   int status = 0;
-  waitpid(pid, &status, 0);
+  waitpid(c.pid, &status, 0);
   Result r;
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  r.out = read_file(out_path);
-  r.err = read_file(err_path);
-  fs::remove(out_path);
-  fs::remove(err_path);
+  r.out = read_file(c.out_path);
+  r.err = read_file(c.err_path);
+  fs::remove(c.out_path);
+  fs::remove(c.err_path);
   return r;
+}
+
+inline Result run_dpone(const fs::path& cwd, const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env = {}) {
+  return finish_dpone(spawn_dpone(cwd, args, env));
 }
 
 // A fresh scratch folder per test, removed afterwards unless DPONE_KEEP_TEST_DIRS is set.
