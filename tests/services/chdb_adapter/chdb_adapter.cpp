@@ -1,0 +1,402 @@
+// dpone_chdb_adapter: ClickHouse 26 (libchdb, an in-process ClickHouse) behind the
+// ClickHouse HTTP interface on 127.0.0.1, so the ClickHouse connector's tests can run
+// against a 26.x engine where Debian ships only 18.16 (scripts/services/clickhouse26.sh).
+//
+// It only transports: each request becomes one libchdb query on one connection, calls
+// serialized by a mutex (libchdb runs one statement at a time per connection). SQL
+// semantics, errors and output are ClickHouse 26's own.
+//
+//   dpone_chdb_adapter --lib PATH/libchdb.so --path DATA_DIR --port N
+//
+// libchdb.so is loaded with dlopen: it is a 560 MB download kept out of the build, and
+// only the few functions below (from chdb's public C API, chdb.h) are used.
+#include <dlfcn.h>
+#include <httplib.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+// --- the libchdb C API (chdb.h): opaque handles and the functions we call ------------------
+struct chdb_connection_ {
+  void* internal_data;
+};
+using chdb_connection = chdb_connection_*;
+struct chdb_result {
+  void* internal_data;
+};
+
+struct Chdb {
+  chdb_connection* (*connect)(int, char**) = nullptr;
+  void (*close_conn)(chdb_connection*) = nullptr;
+  chdb_result* (*query_n)(chdb_connection, const char*, size_t, const char*, size_t) = nullptr;
+  void (*destroy)(chdb_result*) = nullptr;
+  char* (*buffer)(chdb_result*) = nullptr;
+  size_t (*length)(chdb_result*) = nullptr;
+  const char* (*error)(chdb_result*) = nullptr;
+  uint64_t (*rows_read)(chdb_result*) = nullptr;
+  uint64_t (*bytes_read)(chdb_result*) = nullptr;
+  uint64_t (*rows_written)(chdb_result*) = nullptr;
+  uint64_t (*bytes_written)(chdb_result*) = nullptr;
+};
+
+template <typename F>
+void resolve(void* lib, const char* name, F& fn) {
+  void* sym = dlsym(lib, name);
+  if (!sym) {
+    std::fprintf(stderr, "chdb_adapter: %s not found in libchdb.so\n", name);
+    std::exit(2);
+  }
+  fn = reinterpret_cast<F>(sym);
+}
+
+// One finished libchdb query: output or the engine's error text, and its counters.
+struct Outcome {
+  bool ok = true;
+  std::string body;  // result buffer, or the error message
+  int code = 0;      // ClickHouse error code parsed from "Code: N." (0: none)
+  uint64_t read_rows = 0, read_bytes = 0, written_rows = 0, written_bytes = 0;
+};
+
+int parse_code(const std::string& msg) {
+  // libchdb's errors read like a server's: "Code: 60. DB::Exception: ... (UNKNOWN_TABLE)".
+  auto at = msg.find("Code: ");
+  if (at == std::string::npos) return 0;
+  return std::atoi(msg.c_str() + at + 6);
+}
+
+class Engine {
+ public:
+  Engine(const std::string& lib_path, const std::string& data_path) {
+    void* lib = dlopen(lib_path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      std::fprintf(stderr, "chdb_adapter: cannot load %s: %s\n", lib_path.c_str(), dlerror());
+      std::exit(2);
+    }
+    resolve(lib, "chdb_connect", api_.connect);
+    resolve(lib, "chdb_close_conn", api_.close_conn);
+    resolve(lib, "chdb_query_n", api_.query_n);
+    resolve(lib, "chdb_destroy_query_result", api_.destroy);
+    resolve(lib, "chdb_result_buffer", api_.buffer);
+    resolve(lib, "chdb_result_length", api_.length);
+    resolve(lib, "chdb_result_error", api_.error);
+    resolve(lib, "chdb_result_rows_read", api_.rows_read);
+    resolve(lib, "chdb_result_bytes_read", api_.bytes_read);
+    resolve(lib, "chdb_result_rows_written", api_.rows_written);
+    resolve(lib, "chdb_result_bytes_written", api_.bytes_written);
+    std::string path_arg = "--path=" + data_path;
+    std::vector<char*> argv = {const_cast<char*>("clickhouse"), path_arg.data()};
+    conn_ = api_.connect(static_cast<int>(argv.size()), argv.data());
+    if (!conn_ || !*conn_) {
+      std::fprintf(stderr, "chdb_adapter: chdb_connect(--path=%s) failed\n", data_path.c_str());
+      std::exit(2);
+    }
+    // libchdb's session defaults are not a server's: put clickhouse-server's back, so
+    // ALTER ... UPDATE/DELETE are asynchronous, INSERTs synchronous, DateTime parsing
+    // strict and a bare expression is not a query. An INSERT without data inserts 0 rows
+    // on a server; libchdb refuses it (NO_DATA_TO_INSERT) unless told otherwise.
+    for (const char* set :
+         {"SET mutations_sync = 0", "SET async_insert = 0", "SET date_time_input_format = 'basic'",
+          "SET implicit_select = 0", "SET throw_if_no_data_to_insert = 0"}) {
+      Outcome o = run(set, "TabSeparated");
+      if (!o.ok) {
+        std::fprintf(stderr, "chdb_adapter: %s failed: %s\n", set, o.body.c_str());
+        std::exit(2);
+      }
+    }
+  }
+
+  ~Engine() { api_.close_conn(conn_); }
+
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  Outcome run(const std::string& sql, const std::string& format) {
+    Outcome o;
+    chdb_result* r = api_.query_n(*conn_, sql.data(), sql.size(), format.data(), format.size());
+    if (!r) {
+      o.ok = false;
+      o.body = "chdb_query_n returned no result";
+      return o;
+    }
+    if (const char* err = api_.error(r); err && *err) {
+      o.ok = false;
+      o.body = err;
+      o.code = parse_code(o.body);
+    } else {
+      const char* buf = api_.buffer(r);
+      if (buf) o.body.assign(buf, api_.length(r));
+      o.read_rows = api_.rows_read(r);
+      o.read_bytes = api_.bytes_read(r);
+      o.written_rows = api_.rows_written(r);
+      o.written_bytes = api_.bytes_written(r);
+    }
+    api_.destroy(r);
+    return o;
+  }
+
+  // The session's current value of a setting, read once: what a per-request setting is
+  // put back to afterwards (the session is shared by every request, a server's is not).
+  bool baseline(const std::string& name, std::string& value) {
+    if (auto it = baselines_.find(name); it != baselines_.end()) {
+      value = it->second;
+      return true;
+    }
+    Outcome o = run("SELECT value FROM system.settings WHERE name = " + quote(name), "RawBLOB");
+    if (!o.ok || o.body.empty()) return false;  // unknown name: SET reports it
+    value = o.body;
+    baselines_[name] = value;
+    return true;
+  }
+
+  static std::string quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+      if (c == '\'' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "'";
+  }
+
+ private:
+  Chdb api_;
+  chdb_connection* conn_ = nullptr;
+  std::map<std::string, std::string> baselines_;
+};
+
+// URL parameters of the HTTP interface that are not settings.
+const std::set<std::string> kNotSettings = {
+    "query",           "database",          "default_format", "user",
+    "password",        "quota_key",         "query_id",       "session_id",
+    "session_timeout", "session_check",     "compress",       "decompress",
+    "buffer_size",     "wait_end_of_query", "stacktrace",     "role"};
+
+// clickhouse-server's HTTP status for an exception code (the mapping of its HTTPHandler;
+// numbers checked against this libchdb's system.errors); any other code is 500.
+int http_status(int code) {
+  switch (code) {
+    case 194:  // REQUIRED_PASSWORD
+      return 401;
+    case 192:
+    case 193:
+    case 516:
+    case 512:      // UNKNOWN_USER, WRONG_PASSWORD,
+      return 403;  // AUTHENTICATION_FAILED, SET_NON_GRANTED_ROLE
+    case 36:
+    case 427:  // BAD_ARGUMENTS, CANNOT_COMPILE_REGEXP
+    case 6:
+    case 25:
+    case 26:
+    case 38:
+    case 41:
+    case 72:
+    case 441:
+    case 675:
+    case 676:
+    case 27:
+    case 376:  // CANNOT_PARSE_{TEXT, ESCAPE_SEQUENCE, QUOTED_STRING,
+               // DATE, DATETIME, NUMBER, DOMAIN_VALUE_FROM_STRING,
+               // IPV4, IPV6, INPUT_ASSERTION_FAILED, UUID}
+    case 15:
+    case 44:
+    case 37:
+    case 123:  // DUPLICATE_COLUMN, ILLEGAL_COLUMN,
+               // UNKNOWN_ELEMENT_IN_AST, UNKNOWN_TYPE_OF_AST_NODE
+    case 8:
+    case 167:
+    case 168:
+    case 223:  // THERE_IS_NO_COLUMN, TOO_DEEP_AST, TOO_BIG_AST,
+               // UNEXPECTED_AST_STRUCTURE
+    case 62:
+    case 117:
+    case 53:
+    case 321:      // SYNTAX_ERROR, INCORRECT_DATA, TYPE_MISMATCH,
+      return 400;  // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    case 60:
+    case 46:
+    case 47:
+    case 50:
+    case 56:
+    case 81:
+    case 115:
+    case 152:
+    case 63:
+    case 73:
+    case 336:
+    case 78:
+    case 511:      // UNKNOWN_{TABLE, FUNCTION, IDENTIFIER, TYPE,
+      return 404;  // STORAGE, DATABASE, SETTING, DIRECTION_OF_SORTING,
+                   // AGGREGATE_FUNCTION, FORMAT, DATABASE_ENGINE,
+                   // TYPE_OF_QUERY, ROLE}
+    case 229:      // QUERY_IS_TOO_LARGE
+      return 413;
+    case 48:  // NOT_IMPLEMENTED
+      return 501;
+    case 209:
+    case 76:
+    case 439:      // SOCKET_TIMEOUT, CANNOT_OPEN_FILE,
+      return 503;  // CANNOT_SCHEDULE_TASK
+    case 381:      // HTTP_LENGTH_REQUIRED
+      return 411;
+    case 159:  // TIMEOUT_EXCEEDED
+      return 408;
+    default:
+      return 500;
+  }
+}
+
+// The URL's parameters. Not httplib's req.params: it also parses a POST body sent as
+// application/x-www-form-urlencoded (curl --data-binary's default), where a server reads
+// the body as the statement.
+std::multimap<std::string, std::string> url_params(const std::string& target) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  auto decode = [&](std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+      if (s[i] == '+') {
+        out += ' ';
+      } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+        out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
+        i += 2;
+      } else {
+        out += s[i];
+      }
+    }
+    return out;
+  };
+  std::multimap<std::string, std::string> out;
+  auto q = target.find('?');
+  if (q == std::string::npos) return out;
+  std::string_view rest(target);
+  rest.remove_prefix(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    out.emplace(decode(pair.substr(0, eq)),
+                eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1)));
+  }
+  return out;
+}
+
+std::string param(const std::multimap<std::string, std::string>& params, const std::string& name) {
+  auto it = params.find(name);
+  return it == params.end() ? std::string() : it->second;
+}
+
+void reply_error(httplib::Response& res, const Outcome& o) {
+  res.status = o.code ? http_status(o.code) : 500;
+  if (o.code) res.set_header("X-ClickHouse-Exception-Code", std::to_string(o.code));
+  std::string body = o.body;
+  if (body.empty() || body.back() != '\n') body += '\n';
+  res.set_content(body, "text/plain; charset=UTF-8");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string lib, path, host = "127.0.0.1";
+  int port = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    if (k == "--lib")
+      lib = argv[i + 1];
+    else if (k == "--path")
+      path = argv[i + 1];
+    else if (k == "--port")
+      port = std::atoi(argv[i + 1]);
+  }
+  if (lib.empty() || path.empty() || port <= 0) {
+    std::fprintf(stderr, "usage: %s --lib PATH/libchdb.so --path DATA_DIR --port N\n", argv[0]);
+    return 2;
+  }
+  Engine engine(lib, path);
+  std::mutex mu;
+  httplib::Server svr;
+
+  auto handle = [&](const httplib::Request& req, httplib::Response& res) {
+    // The statement is the `query` parameter, then a newline, then the body (the INSERT's
+    // data, or the whole statement when there is no parameter), as a server reads it.
+    auto params = url_params(req.target);
+    std::string sql = param(params, "query");
+    if (!sql.empty() && !req.body.empty()) sql += '\n';
+    sql += req.body;
+    if (sql.empty()) {
+      reply_error(res, Outcome{false, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)", 62});
+      return;
+    }
+    std::string format =
+        params.count("default_format") ? param(params, "default_format") : "TabSeparated";
+    std::lock_guard<std::mutex> lock(mu);
+    // Per-request settings and database go onto the shared session and are put back
+    // afterwards, so one request never leaks into the next.
+    std::vector<std::pair<std::string, std::string>> restore;
+    auto put_back = [&] {
+      for (auto it = restore.rbegin(); it != restore.rend(); ++it)
+        engine.run("SET " + it->first + " = " + Engine::quote(it->second), "TabSeparated");
+    };
+    for (const auto& [name, value] : params) {
+      if (kNotSettings.count(name) || name.rfind("param_", 0) == 0) continue;
+      std::string before;
+      bool known = engine.baseline(name, before);
+      Outcome o = engine.run("SET " + name + " = " + Engine::quote(value), "TabSeparated");
+      if (!o.ok) {
+        put_back();
+        reply_error(res, o);
+        return;
+      }
+      if (known) restore.emplace_back(name, before);
+    }
+    bool used_db = false;
+    if (params.count("database")) {
+      Outcome o = engine.run("USE " + param(params, "database"), "TabSeparated");
+      if (!o.ok) {
+        put_back();
+        reply_error(res, o);
+        return;
+      }
+      used_db = true;
+    }
+    Outcome o = engine.run(sql, format);
+    if (used_db) engine.run("USE default", "TabSeparated");
+    put_back();
+    if (!o.ok) {
+      reply_error(res, o);
+      return;
+    }
+    res.status = 200;
+    res.set_header("X-ClickHouse-Summary",
+                   "{\"read_rows\":\"" + std::to_string(o.read_rows) + "\",\"read_bytes\":\"" +
+                       std::to_string(o.read_bytes) + "\",\"written_rows\":\"" +
+                       std::to_string(o.written_rows) + "\",\"written_bytes\":\"" +
+                       std::to_string(o.written_bytes) + "\"}");
+    res.set_content(o.body, "text/plain; charset=UTF-8");
+  };
+  svr.Get("/ping", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("Ok.\n", "text/plain; charset=UTF-8");
+  });
+  svr.Get("/", handle);
+  svr.Post("/", handle);
+  std::fprintf(stderr, "chdb_adapter: listening on http://%s:%d (data %s)\n", host.c_str(), port,
+               path.c_str());
+  if (!svr.listen(host.c_str(), port)) {
+    std::fprintf(stderr, "chdb_adapter: cannot listen on %s:%d\n", host.c_str(), port);
+    return 1;
+  }
+  return 0;
+}
