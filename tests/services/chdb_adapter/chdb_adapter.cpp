@@ -38,6 +38,9 @@ struct Chdb {
   chdb_connection* (*connect)(int, char**) = nullptr;
   void (*close_conn)(chdb_connection*) = nullptr;
   chdb_result* (*query_n)(chdb_connection, const char*, size_t, const char*, size_t) = nullptr;
+  chdb_result* (*query_with_params_n)(chdb_connection, const char*, size_t, const char*, size_t,
+                                      const char* const*, const size_t*, const char* const*,
+                                      const size_t*, size_t) = nullptr;
   void (*destroy)(chdb_result*) = nullptr;
   char* (*buffer)(chdb_result*) = nullptr;
   size_t (*length)(chdb_result*) = nullptr;
@@ -84,6 +87,7 @@ class Engine {
     resolve(lib, "chdb_connect", api_.connect);
     resolve(lib, "chdb_close_conn", api_.close_conn);
     resolve(lib, "chdb_query_n", api_.query_n);
+    resolve(lib, "chdb_query_with_params_n", api_.query_with_params_n);
     resolve(lib, "chdb_destroy_query_result", api_.destroy);
     resolve(lib, "chdb_result_buffer", api_.buffer);
     resolve(lib, "chdb_result_length", api_.length);
@@ -119,9 +123,27 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  Outcome run(const std::string& sql, const std::string& format) {
+  // Query parameters ({name:Type} placeholders, the URL's param_<name>) are bound by the
+  // engine, as a server binds them.
+  using Params = std::vector<std::pair<std::string, std::string>>;
+  Outcome run(const std::string& sql, const std::string& format, const Params& params = {}) {
     Outcome o;
-    chdb_result* r = api_.query_n(*conn_, sql.data(), sql.size(), format.data(), format.size());
+    chdb_result* r = nullptr;
+    if (params.empty()) {
+      r = api_.query_n(*conn_, sql.data(), sql.size(), format.data(), format.size());
+    } else {
+      std::vector<const char*> names, values;
+      std::vector<size_t> name_lens, value_lens;
+      for (const auto& [n, v] : params) {
+        names.push_back(n.data());
+        name_lens.push_back(n.size());
+        values.push_back(v.data());
+        value_lens.push_back(v.size());
+      }
+      r = api_.query_with_params_n(*conn_, sql.data(), sql.size(), format.data(), format.size(),
+                                   names.data(), name_lens.data(), values.data(), value_lens.data(),
+                                   params.size());
+    }
     if (!r) {
       o.ok = false;
       o.body = "chdb_query_n returned no result";
@@ -179,122 +201,73 @@ const std::set<std::string> kNotSettings = {
     "session_timeout", "session_check",     "compress",       "decompress",
     "buffer_size",     "wait_end_of_query", "stacktrace",     "role"};
 
-// clickhouse-server's HTTP status for an exception code (the mapping of its HTTPHandler;
-// numbers checked against this libchdb's system.errors); any other code is 500.
+// clickhouse-server's HTTP status for an exception code: the mapping of its HTTPHandler,
+// with the numbers checked against this libchdb's system.errors. Any other code is 500.
+struct CodeStatus {
+  int code;
+  int status;
+  const char* name;
+};
+constexpr CodeStatus kStatusByCode[] = {
+    {194, 401, "REQUIRED_PASSWORD"},
+    {192, 403, "UNKNOWN_USER"},
+    {193, 403, "WRONG_PASSWORD"},
+    {516, 403, "AUTHENTICATION_FAILED"},
+    {512, 403, "SET_NON_GRANTED_ROLE"},
+    {36, 400, "BAD_ARGUMENTS"},
+    {427, 400, "CANNOT_COMPILE_REGEXP"},
+    {6, 400, "CANNOT_PARSE_TEXT"},
+    {25, 400, "CANNOT_PARSE_ESCAPE_SEQUENCE"},
+    {26, 400, "CANNOT_PARSE_QUOTED_STRING"},
+    {38, 400, "CANNOT_PARSE_DATE"},
+    {41, 400, "CANNOT_PARSE_DATETIME"},
+    {72, 400, "CANNOT_PARSE_NUMBER"},
+    {441, 400, "CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING"},
+    {675, 400, "CANNOT_PARSE_IPV4"},
+    {676, 400, "CANNOT_PARSE_IPV6"},
+    {27, 400, "CANNOT_PARSE_INPUT_ASSERTION_FAILED"},
+    {376, 400, "CANNOT_PARSE_UUID"},
+    {15, 400, "DUPLICATE_COLUMN"},
+    {44, 400, "ILLEGAL_COLUMN"},
+    {37, 400, "UNKNOWN_ELEMENT_IN_AST"},
+    {123, 400, "UNKNOWN_TYPE_OF_AST_NODE"},
+    {8, 400, "THERE_IS_NO_COLUMN"},
+    {167, 400, "TOO_DEEP_AST"},
+    {168, 400, "TOO_BIG_AST"},
+    {223, 400, "UNEXPECTED_AST_STRUCTURE"},
+    {62, 400, "SYNTAX_ERROR"},
+    {117, 400, "INCORRECT_DATA"},
+    {53, 400, "TYPE_MISMATCH"},
+    {321, 400, "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE"},
+    {60, 404, "UNKNOWN_TABLE"},
+    {46, 404, "UNKNOWN_FUNCTION"},
+    {47, 404, "UNKNOWN_IDENTIFIER"},
+    {50, 404, "UNKNOWN_TYPE"},
+    {56, 404, "UNKNOWN_STORAGE"},
+    {81, 404, "UNKNOWN_DATABASE"},
+    {115, 404, "UNKNOWN_SETTING"},
+    {152, 404, "UNKNOWN_DIRECTION_OF_SORTING"},
+    {63, 404, "UNKNOWN_AGGREGATE_FUNCTION"},
+    {73, 404, "UNKNOWN_FORMAT"},
+    {336, 404, "UNKNOWN_DATABASE_ENGINE"},
+    {78, 404, "UNKNOWN_TYPE_OF_QUERY"},
+    {511, 404, "UNKNOWN_ROLE"},
+    {229, 413, "QUERY_IS_TOO_LARGE"},
+    {48, 501, "NOT_IMPLEMENTED"},
+    {209, 503, "SOCKET_TIMEOUT"},
+    {76, 503, "CANNOT_OPEN_FILE"},
+    {439, 503, "CANNOT_SCHEDULE_TASK"},
+    {381, 411, "HTTP_LENGTH_REQUIRED"},
+    {159, 408, "TIMEOUT_EXCEEDED"},
+};
+
 int http_status(int code) {
-  switch (code) {
-    case 194:  // REQUIRED_PASSWORD
-      return 401;
-    case 192:
-    case 193:
-    case 516:
-    case 512:      // UNKNOWN_USER, WRONG_PASSWORD,
-      return 403;  // AUTHENTICATION_FAILED, SET_NON_GRANTED_ROLE
-    case 36:
-    case 427:  // BAD_ARGUMENTS, CANNOT_COMPILE_REGEXP
-    case 6:
-    case 25:
-    case 26:
-    case 38:
-    case 41:
-    case 72:
-    case 441:
-    case 675:
-    case 676:
-    case 27:
-    case 376:  // CANNOT_PARSE_{TEXT, ESCAPE_SEQUENCE, QUOTED_STRING,
-               // DATE, DATETIME, NUMBER, DOMAIN_VALUE_FROM_STRING,
-               // IPV4, IPV6, INPUT_ASSERTION_FAILED, UUID}
-    case 15:
-    case 44:
-    case 37:
-    case 123:  // DUPLICATE_COLUMN, ILLEGAL_COLUMN,
-               // UNKNOWN_ELEMENT_IN_AST, UNKNOWN_TYPE_OF_AST_NODE
-    case 8:
-    case 167:
-    case 168:
-    case 223:  // THERE_IS_NO_COLUMN, TOO_DEEP_AST, TOO_BIG_AST,
-               // UNEXPECTED_AST_STRUCTURE
-    case 62:
-    case 117:
-    case 53:
-    case 321:      // SYNTAX_ERROR, INCORRECT_DATA, TYPE_MISMATCH,
-      return 400;  // VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
-    case 60:
-    case 46:
-    case 47:
-    case 50:
-    case 56:
-    case 81:
-    case 115:
-    case 152:
-    case 63:
-    case 73:
-    case 336:
-    case 78:
-    case 511:      // UNKNOWN_{TABLE, FUNCTION, IDENTIFIER, TYPE,
-      return 404;  // STORAGE, DATABASE, SETTING, DIRECTION_OF_SORTING,
-                   // AGGREGATE_FUNCTION, FORMAT, DATABASE_ENGINE,
-                   // TYPE_OF_QUERY, ROLE}
-    case 229:      // QUERY_IS_TOO_LARGE
-      return 413;
-    case 48:  // NOT_IMPLEMENTED
-      return 501;
-    case 209:
-    case 76:
-    case 439:      // SOCKET_TIMEOUT, CANNOT_OPEN_FILE,
-      return 503;  // CANNOT_SCHEDULE_TASK
-    case 381:      // HTTP_LENGTH_REQUIRED
-      return 411;
-    case 159:  // TIMEOUT_EXCEEDED
-      return 408;
-    default:
-      return 500;
-  }
+  for (const auto& cs : kStatusByCode)
+    if (cs.code == code) return cs.status;
+  return 500;
 }
 
-// The URL's parameters. Not httplib's req.params: it also parses a POST body sent as
-// application/x-www-form-urlencoded (curl --data-binary's default), where a server reads
-// the body as the statement.
-std::multimap<std::string, std::string> url_params(const std::string& target) {
-  auto hex = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  auto decode = [&](std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '+') {
-        out += ' ';
-      } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-        out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-        i += 2;
-      } else {
-        out += s[i];
-      }
-    }
-    return out;
-  };
-  std::multimap<std::string, std::string> out;
-  auto q = target.find('?');
-  if (q == std::string::npos) return out;
-  std::string_view rest(target);
-  rest.remove_prefix(q + 1);
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    out.emplace(decode(pair.substr(0, eq)),
-                eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1)));
-  }
-  return out;
-}
-
-std::string param(const std::multimap<std::string, std::string>& params, const std::string& name) {
+std::string param(const httplib::Params& params, const std::string& name) {
   auto it = params.find(name);
   return it == params.end() ? std::string() : it->second;
 }
@@ -329,13 +302,13 @@ int main(int argc, char** argv) {
   std::mutex mu;
   httplib::Server svr;
 
-  auto handle = [&](const httplib::Request& req, httplib::Response& res) {
+  auto handle = [&](const httplib::Request& req, const std::string& body, httplib::Response& res) {
     // The statement is the `query` parameter, then a newline, then the body (the INSERT's
     // data, or the whole statement when there is no parameter), as a server reads it.
-    auto params = url_params(req.target);
+    const auto& params = req.params;
     std::string sql = param(params, "query");
-    if (!sql.empty() && !req.body.empty()) sql += '\n';
-    sql += req.body;
+    if (!sql.empty() && !body.empty()) sql += '\n';
+    sql += body;
     if (sql.empty()) {
       reply_error(res, Outcome{false, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)", 62});
       return;
@@ -347,11 +320,21 @@ int main(int argc, char** argv) {
     // afterwards, so one request never leaks into the next.
     std::vector<std::pair<std::string, std::string>> restore;
     auto put_back = [&] {
-      for (auto it = restore.rbegin(); it != restore.rend(); ++it)
-        engine.run("SET " + it->first + " = " + Engine::quote(it->second), "TabSeparated");
+      for (auto it = restore.rbegin(); it != restore.rend(); ++it) {
+        Outcome o =
+            engine.run("SET " + it->first + " = " + Engine::quote(it->second), "TabSeparated");
+        if (!o.ok)
+          std::fprintf(stderr, "chdb_adapter: cannot put %s back to %s: %s\n", it->first.c_str(),
+                       it->second.c_str(), o.body.c_str());
+      }
     };
+    Engine::Params query_params;
     for (const auto& [name, value] : params) {
-      if (kNotSettings.count(name) || name.rfind("param_", 0) == 0) continue;
+      if (name.rfind("param_", 0) == 0) {
+        query_params.emplace_back(name.substr(6), value);
+        continue;
+      }
+      if (kNotSettings.count(name)) continue;
       std::string before;
       bool known = engine.baseline(name, before);
       Outcome o = engine.run("SET " + name + " = " + Engine::quote(value), "TabSeparated");
@@ -372,7 +355,7 @@ int main(int argc, char** argv) {
       }
       used_db = true;
     }
-    Outcome o = engine.run(sql, format);
+    Outcome o = engine.run(sql, format, query_params);
     if (used_db) engine.run("USE default", "TabSeparated");
     put_back();
     if (!o.ok) {
@@ -390,8 +373,19 @@ int main(int argc, char** argv) {
   svr.Get("/ping", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("Ok.\n", "text/plain; charset=UTF-8");
   });
-  svr.Get("/", handle);
-  svr.Post("/", handle);
+  svr.Get("/", [&](const httplib::Request& req, httplib::Response& res) { handle(req, "", res); });
+  // The body through a content reader: httplib then leaves it alone (it parses a body sent
+  // as application/x-www-form-urlencoded, curl's default, into parameters and refuses one
+  // over 8 KiB), while still undoing chunking and Content-Encoding: gzip.
+  svr.Post("/", [&](const httplib::Request& req, httplib::Response& res,
+                    const httplib::ContentReader& read) {
+    std::string body;
+    read([&](const char* data, size_t len) {
+      body.append(data, len);
+      return true;
+    });
+    handle(req, body, res);
+  });
   std::fprintf(stderr, "chdb_adapter: listening on http://%s:%d (data %s)\n", host.c_str(), port,
                path.c_str());
   if (!svr.listen(host.c_str(), port)) {

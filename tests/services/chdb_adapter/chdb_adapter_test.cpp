@@ -119,6 +119,28 @@ TEST_F(ChdbAdapter, SettingsApplyToOneRequestAndServerDefaultsHold) {
   EXPECT_EQ(defaults->body, "0\tfalse\tbasic\n");
 }
 
+// libcurl and curl send a POST body as application/x-www-form-urlencoded unless told
+// otherwise; a server still reads it as the statement's data, whatever its size.
+TEST_F(ChdbAdapter, FormEncodedBodyIsDataWhateverItsSize) {
+  ASSERT_EQ(post("CREATE TABLE " + db_ + ".f (id UInt64, s String) ENGINE = MergeTree ORDER BY id")
+                ->status,
+            200);
+  std::string rows;
+  for (int i = 1; i <= 20000; ++i) rows += std::to_string(i) + "\ta=b&c\n";
+  auto r = cli_->Post(("/?query=" + enc("INSERT INTO " + db_ + ".f FORMAT TabSeparated")).c_str(),
+                      rows, "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(post("SELECT count(), sum(id), any(s) FROM " + db_ + ".f")->body,
+            "20000\t200010000\ta=b&c\n");
+}
+
+TEST_F(ChdbAdapter, QueryParametersAreBound) {
+  auto r = post("SELECT {x:UInt32} + 1, {s:String}", "param_x=41&param_s=" + enc("a b'c"));
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->body, "42\ta b\\'c\n");
+}
+
 TEST_F(ChdbAdapter, GzipChunkedBodyIsDecompressed) {
   ASSERT_EQ(post("CREATE TABLE " + db_ + ".g (id UInt64) ENGINE = MergeTree ORDER BY id")->status,
             200);
