@@ -272,12 +272,19 @@ std::string param(const httplib::Params& params, const std::string& name) {
   return it == params.end() ? std::string() : it->second;
 }
 
-void reply_error(httplib::Response& res, const Outcome& o) {
+// cpp-httplib gzips a text/* answer whenever the client accepts gzip; a server compresses
+// only with enable_http_compression=1, so the answer is bytes otherwise.
+const char* content_type(const httplib::Params& params) {
+  return param(params, "enable_http_compression") == "1" ? "text/plain; charset=UTF-8"
+                                                         : "application/octet-stream";
+}
+
+void reply_error(httplib::Response& res, const Outcome& o, const httplib::Params& params) {
   res.status = o.code ? http_status(o.code) : 500;
   if (o.code) res.set_header("X-ClickHouse-Exception-Code", std::to_string(o.code));
   std::string body = o.body;
   if (body.empty() || body.back() != '\n') body += '\n';
-  res.set_content(body, "text/plain; charset=UTF-8");
+  res.set_content(body, content_type(params));
 }
 
 }  // namespace
@@ -310,7 +317,8 @@ int main(int argc, char** argv) {
     if (!sql.empty() && !body.empty()) sql += '\n';
     sql += body;
     if (sql.empty()) {
-      reply_error(res, Outcome{false, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)", 62});
+      reply_error(res, Outcome{false, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)", 62},
+                  params);
       return;
     }
     std::string format =
@@ -340,7 +348,7 @@ int main(int argc, char** argv) {
       Outcome o = engine.run("SET " + name + " = " + Engine::quote(value), "TabSeparated");
       if (!o.ok) {
         put_back();
-        reply_error(res, o);
+        reply_error(res, o, params);
         return;
       }
       if (known) restore.emplace_back(name, before);
@@ -350,7 +358,7 @@ int main(int argc, char** argv) {
       Outcome o = engine.run("USE " + param(params, "database"), "TabSeparated");
       if (!o.ok) {
         put_back();
-        reply_error(res, o);
+        reply_error(res, o, params);
         return;
       }
       used_db = true;
@@ -359,7 +367,7 @@ int main(int argc, char** argv) {
     if (used_db) engine.run("USE default", "TabSeparated");
     put_back();
     if (!o.ok) {
-      reply_error(res, o);
+      reply_error(res, o, params);
       return;
     }
     res.status = 200;
@@ -368,7 +376,7 @@ int main(int argc, char** argv) {
                        std::to_string(o.read_bytes) + "\",\"written_rows\":\"" +
                        std::to_string(o.written_rows) + "\",\"written_bytes\":\"" +
                        std::to_string(o.written_bytes) + "\"}");
-    res.set_content(o.body, "text/plain; charset=UTF-8");
+    res.set_content(o.body, content_type(params));
   };
   svr.Get("/ping", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("Ok.\n", "text/plain; charset=UTF-8");
