@@ -179,13 +179,14 @@ class Engine {
     return true;
   }
 
-  static std::string quote(const std::string& s) {
-    std::string out = "'";
+  // A string literal, or with '`' an identifier (a database name of any spelling).
+  static std::string quote(const std::string& s, char q = '\'') {
+    std::string out(1, q);
     for (char c : s) {
-      if (c == '\'' || c == '\\') out += '\\';
+      if (c == q || c == '\\') out += '\\';
       out += c;
     }
-    return out + "'";
+    return out + q;
   }
 
  private:
@@ -355,7 +356,8 @@ int main(int argc, char** argv) {
     }
     bool used_db = false;
     if (params.count("database")) {
-      Outcome o = engine.run("USE " + param(params, "database"), "TabSeparated");
+      Outcome o =
+          engine.run("USE " + Engine::quote(param(params, "database"), '`'), "TabSeparated");
       if (!o.ok) {
         put_back();
         reply_error(res, o, params);

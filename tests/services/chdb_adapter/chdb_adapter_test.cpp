@@ -102,6 +102,9 @@ TEST_F(ChdbAdapter, ErrorsCarryTheExceptionCodeAndTheServersStatus) {
   auto syntax = post("SELEKT 1");
   EXPECT_EQ(syntax->status, 400);
   EXPECT_EQ(syntax->get_header_value("X-ClickHouse-Exception-Code"), "62");
+  auto db = post("SELECT 1", "database=" + enc("no such`db"));
+  EXPECT_EQ(db->status, 404);
+  EXPECT_EQ(db->get_header_value("X-ClickHouse-Exception-Code"), "81");
   auto setting = post("SELECT 1", "no_such_setting=1");
   EXPECT_EQ(setting->status, 404);
   EXPECT_EQ(setting->get_header_value("X-ClickHouse-Exception-Code"), "115");
