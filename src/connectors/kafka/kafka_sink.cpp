@@ -594,7 +594,7 @@ class KafkaSink : public Sink {
     if (receipts_partition_count_ == 0)
       receipts_partition_count_ =
           kafka::topic_partitions(receipts_reader(), receipts_topic_, timeout_ms_,
-                                  ErrorCode::SinkUnavailable, where_ + " (receipts_topic)")
+                                  ErrorCode::SinkUnavailable, where_ + " (receipts_topic)", settings_.bootstrap)
               .size();
     return receipts_partition_count_;
   }
