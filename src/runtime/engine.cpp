@@ -263,8 +263,7 @@ json Engine::run_stream(const StreamSpec& stream) {
     int64_t base_revision = state ? state->revision : 0;
     // The newest receipt as this run saw it: promotion re-reads it under lock and rolls
     // back if another run promoted since (PromoteRequest::expected_latest_receipt).
-    std::string seen_receipt;
-    if (auto latest = parts.sink->latest_receipt()) seen_receipt = latest->run_id;
+    const std::string seen_receipt = newest_receipt_run_id(*parts.sink);
     Window window = parts.source->plan_window(position);
     rec["window"] = window.to_json();
 

@@ -52,6 +52,13 @@ std::string manifest(const std::string& schema, const std::string& gates) {
          gates;
 }
 
+// The rows below are dated November 2026: "now" is pinned a week after them (DPONE_NOW),
+// so the freshness gates judge them the same way whatever the calendar says.
+std::map<std::string, std::string> dated_env(std::map<std::string, std::string> more = {}) {
+  more.emplace("DPONE_NOW", "2026-11-10T00:00:00Z");
+  return pg_env(std::move(more));
+}
+
 json last_gates(const fs::path& dir) {
   Result r = run_dpone(dir, {"run-report", "--last", "-m", "manifest.yaml", "--format", "json"});
   json rec = json::parse(r.out, nullptr, false);
@@ -79,7 +86,7 @@ TEST(GatesPostgres, EveryGateTypePassesIncludingTypedHashOverEveryType) {
                "      - {type: custom_sql, sql: \"SELECT id FROM {staging} WHERE qty > 100\"}\n"
                "      - {name: content_hash, type: typed_hash}\n"));
   write_file(s / "landing" / "orders.csv", std::string(kHeader) + kGoodRows);
-  Result r = run_dpone(s.dir(), {"run", "manifest.yaml"}, pg_env());
+  Result r = run_dpone(s.dir(), {"run", "manifest.yaml"}, dated_env());
   ASSERT_EQ(r.exit_code, 0) << r.all();
   json gates = last_gates(s.dir());
   ASSERT_EQ(gates.size(), 11u) << gates.dump(1);
@@ -112,7 +119,7 @@ TEST_P(GateFailsOnPostgres, TargetAndStateUnchanged) {
   PgSchema schema("dpone_gates_");
   write_file(s / "manifest.yaml", manifest(schema.name(), "      - " + c.gate + "\n"));
   write_file(s / "landing" / "orders.csv", std::string(kHeader) + kGoodRows);
-  Result first = run_dpone(s.dir(), {"run", "manifest.yaml"}, pg_env());
+  Result first = run_dpone(s.dir(), {"run", "manifest.yaml"}, dated_env());
   ASSERT_EQ(first.exit_code, 0) << first.all();
   ASSERT_TRUE(last_gates(s.dir()).at(0).value("passed", false)) << last_gates(s.dir()).dump(1);
   auto snapshot = [&] {
@@ -127,7 +134,7 @@ TEST_P(GateFailsOnPostgres, TargetAndStateUnchanged) {
   };
   const std::string before = snapshot();
   write_file(s / "landing" / "orders.csv", std::string(kHeader) + c.rows);
-  Result r = run_dpone(s.dir(), {"run", "manifest.yaml"}, pg_env(c.env));
+  Result r = run_dpone(s.dir(), {"run", "manifest.yaml"}, dated_env(c.env));
   EXPECT_EQ(r.exit_code, 1) << r.all();
   EXPECT_NE(r.all().find("GATE_FAILED"), std::string::npos) << r.all();
   for (const auto& e : c.expected)
@@ -203,7 +210,7 @@ TEST(GatesPostgres, CustomSqlCannotModify) {
              manifest(schema.name(), "      - {type: custom_sql, sql: \"SELECT id FROM {staging} WHERE nextval('" +
                                          schema.name() + ".seq') < 0\"}\n"));
   write_file(s / "landing" / "orders.csv", std::string(kHeader) + kGoodRows);
-  Result r = run_dpone(s.dir(), {"run", "manifest.yaml"}, pg_env());
+  Result r = run_dpone(s.dir(), {"run", "manifest.yaml"}, dated_env());
   EXPECT_EQ(r.exit_code, 1) << r.all();
   EXPECT_NE(r.all().find("read-only transaction"), std::string::npos) << r.all();
   EXPECT_NE(r.all().find("gate 'custom_sql' (custom_sql) could not run"), std::string::npos) << r.all();
@@ -232,7 +239,7 @@ TEST(GatesPostgres, TypedHashFailsClosedOnPassThrough) {
                  "    quality:\n"
                  "      - {type: row_count}\n"
                  "      - {type: typed_hash}\n");
-  Result r = run_dpone(s.dir(), {"run", "manifest.yaml"}, pg_env());
+  Result r = run_dpone(s.dir(), {"run", "manifest.yaml"}, dated_env());
   EXPECT_EQ(r.exit_code, 1) << r.all();
   EXPECT_NE(r.all().find("GATE_FAILED"), std::string::npos) << r.all();
   EXPECT_NE(r.all().find("fails closed"), std::string::npos) << r.all();

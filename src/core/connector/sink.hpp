@@ -180,4 +180,11 @@ class Sink {
   virtual bool loads_parts() const { return false; }
 };
 
+// The run id of the sink's newest receipt, "" when it has none: what a run that plans its
+// window now passes as PromoteRequest::expected_latest_receipt.
+inline std::string newest_receipt_run_id(Sink& sink) {
+  const auto newest = sink.latest_receipt();
+  return newest ? newest->run_id : std::string();
+}
+
 }  // namespace dpone

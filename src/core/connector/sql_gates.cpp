@@ -17,6 +17,7 @@
 #include <map>
 
 #include "core/errors.hpp"
+#include "core/util/time.hpp"
 
 namespace dpone {
 
@@ -177,7 +178,7 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 
 // UTC "YYYY-MM-DDTHH:MM:SS" of now minus `seconds`.
 std::string utc_threshold(int64_t seconds) {
-  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()) -
+  auto t = std::chrono::system_clock::to_time_t(data_now()) -
            static_cast<std::time_t>(seconds);
   std::tm tm{};
   gmtime_r(&t, &tm);

@@ -3,15 +3,54 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
 
+#include "core/errors.hpp"
+#include "core/util/civil_date.hpp"
+
 namespace dpone {
 
+std::chrono::system_clock::time_point parse_pinned_now(const std::string& text) {
+  unsigned y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+  int used = 0;
+  bool ok = std::sscanf(text.c_str(), "%4u-%2u-%2u%n", &y, &mo, &d, &used) == 3 &&
+            static_cast<size_t>(used) == 10;
+  if (ok && text.size() > 10) {
+    used = 0;
+    const char sep = text[10];
+    ok = (sep == 'T' || sep == ' ') &&
+         std::sscanf(text.c_str() + 11, "%2u:%2u:%2u%n", &h, &mi, &s, &used) == 3 && used == 8 &&
+         (text.size() == 19 || (text.size() == 20 && (text[19] == 'Z' || text[19] == 'z')));
+  }
+  ok = ok && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h < 24 && mi < 60 && s < 60;
+  if (!ok)
+    throw Error(ErrorCode::ConfigBadValue,
+                fmt::format("DPONE_NOW '{}' is not a UTC time like 2026-11-10T00:00:00Z or a date like "
+                            "2026-11-10",
+                            text),
+                "set DPONE_NOW to the instant dpone should take as now, or unset it to use the clock");
+  const int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+  return std::chrono::system_clock::time_point(std::chrono::seconds(secs));
+}
+
+std::chrono::system_clock::time_point data_now() {
+  static const std::optional<std::chrono::system_clock::time_point> pinned =
+      []() -> std::optional<std::chrono::system_clock::time_point> {
+    const char* v = std::getenv("DPONE_NOW");
+    if (v == nullptr || *v == '\0') return std::nullopt;
+    return parse_pinned_now(v);
+  }();
+  return pinned ? *pinned : std::chrono::system_clock::now();
+}
+
 std::string now_iso8601() {
-  auto now = std::chrono::system_clock::now();
+  auto now = data_now();
   auto secs = std::chrono::system_clock::to_time_t(now);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};

@@ -23,6 +23,12 @@ using nlohmann::json;
 
 namespace {
 
+// The request as a run planning now sends it (the receipt compare-and-set).
+dpone::PromoteRequest& planned(dpone::Sink& sink, dpone::PromoteRequest& req) {
+  req.expected_latest_receipt = dpone::newest_receipt_run_id(sink);
+  return req;
+}
+
 std::optional<ResolvedConnection> dsn_connection() {
   const char* dsn = std::getenv("DPONE_TEST_PG_DSN");
   if (!dsn || !*dsn) return std::nullopt;
@@ -122,7 +128,7 @@ class PgStateStoreTest : public ::testing::Test {
     req.receipt.new_position = commit ? commit->position : json();
     req.state_commit = std::move(commit);
     try {
-      return s->promote(staged, req);
+      return s->promote(staged, planned(*s, req));
     } catch (...) {
       s->abort(staged);
       throw;

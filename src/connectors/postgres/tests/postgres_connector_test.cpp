@@ -32,6 +32,12 @@ using nlohmann::json;
 
 namespace {
 
+// The request as a run planning now sends it (the receipt compare-and-set).
+dpone::PromoteRequest& planned(dpone::Sink& sink, dpone::PromoteRequest& req) {
+  req.expected_latest_receipt = dpone::newest_receipt_run_id(sink);
+  return req;
+}
+
 const dpone::ArtifactSpec kBatches{dpone::ArtifactKind::StreamingRows,
                                    dpone::WireFormat::RecordBatch};
 const dpone::ArtifactSpec kCopyBinary{dpone::ArtifactKind::StreamingRows,
@@ -226,7 +232,7 @@ class PostgresTest : public ::testing::Test {
     req.receipt.base_revision = 7;
     req.receipt.window = json{{"high", 1}};
     req.receipt.new_position = json{{"cursor", run_id}};
-    return s->promote(staged, req);
+    return s->promote(staged, planned(*s, req));
   }
 
   std::vector<Row> table_rows(const std::string& table, const std::string& order = "1") {
@@ -267,7 +273,7 @@ class PostgresTest : public ::testing::Test {
     req.receipt.stream = "s_" + to;
     req.receipt.run_id = run_id;
     req.receipt.rows = staged.rows;
-    auto r = s->promote(staged, req);
+    auto r = s->promote(staged, planned(*s, req));
     EXPECT_EQ(r.inserted, staged.rows);
     return staged;
   }
@@ -850,7 +856,7 @@ TEST_F(PostgresTest, AutoExchangeStagesDirectlyAndKeepsTheTablesShape) {
   req.receipt.stream = "s_dx";
   req.receipt.run_id = "r2";
   req.receipt.rows = 3;
-  auto r = sk->promote(staged, req);
+  auto r = sk->promote(staged, planned(*sk, req));
   EXPECT_EQ(r.deleted, 2);
   EXPECT_EQ(r.inserted, 3);
   EXPECT_EQ(table_rows("dx"), (std::vector<Row>{{"3", "c", "3"}, {"4", "d", "4"}, {"5", "e", "5"}}));
@@ -879,7 +885,7 @@ TEST_F(PostgresTest, AutoExchangeStagesDirectlyAndKeepsTheTablesShape) {
   EXPECT_TRUE(staged.details.value("direct", false));
   EXPECT_FALSE(staged.details.contains("indexes_built_after_load")) << staged.details.dump();
   req.receipt.run_id = "r2b";
-  r = sk->promote(staged, req);
+  r = sk->promote(staged, planned(*sk, req));
   EXPECT_EQ(r.inserted, 3);
   EXPECT_EQ(db_->query_value(names_sql), names_before);
   EXPECT_EQ(db_->query_value("SELECT obj_description('" + schema_ + ".dx_name_idx'::regclass, "
@@ -896,7 +902,7 @@ TEST_F(PostgresTest, AutoExchangeStagesDirectlyAndKeepsTheTablesShape) {
   staged = sk->stage(rows_artifact(s, {{"6", "f", "6"}}), s);
   EXPECT_FALSE(staged.details.value("direct", true));
   req.receipt.run_id = "r3";
-  r = sk->promote(staged, req);
+  r = sk->promote(staged, planned(*sk, req));
   EXPECT_EQ(r.deleted, 3);
   EXPECT_EQ(r.inserted, 1);
   EXPECT_EQ(count("SELECT count(*) FROM " + schema_ + ".dx_view"), 1);
@@ -977,7 +983,7 @@ TEST_F(PostgresTest, FailedPromoteRollsBack) {
   req.receipt.stream = "s_fp";
   req.receipt.run_id = "r2";
   try {
-    sk->promote(staged, req);
+    sk->promote(staged, planned(*sk, req));
     FAIL() << "expected PromoteFailed";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::PromoteFailed);
@@ -1098,7 +1104,7 @@ TEST_F(PostgresTest, ParallelReadIsOneSnapshotUnderConcurrentChanges) {
     req.receipt.stream = "s_" + target;
     req.receipt.run_id = "r1";
     req.receipt.rows = staged.rows;
-    sk->promote(staged, req);
+    sk->promote(staged, planned(*sk, req));
     EXPECT_EQ(count("SELECT count(*) FROM " + target), 60000);
     EXPECT_EQ(missing("before", target), 0);
     EXPECT_EQ(missing(target, "before"), 0);
@@ -1123,7 +1129,7 @@ TEST_F(PostgresTest, ParallelReadIsOneSnapshotUnderConcurrentChanges) {
   req.source_schema = schema;
   req.receipt.stream = "s_two";
   req.receipt.run_id = "two";
-  sk->promote(staged, req);
+  sk->promote(staged, planned(*sk, req));
   EXPECT_EQ(missing("one_stream", "two_streams"), 0);
   EXPECT_EQ(missing("two_streams", "one_stream"), 0);
   // A sink that loads one stream: parallel is not used, and the source says so.

@@ -32,6 +32,12 @@ using nlohmann::json;
 
 namespace {
 
+// The request as a run planning now sends it (the receipt compare-and-set).
+dpone::PromoteRequest& planned(dpone::Sink& sink, dpone::PromoteRequest& req) {
+  req.expected_latest_receipt = dpone::newest_receipt_run_id(sink);
+  return req;
+}
+
 using Cell = std::optional<std::string>;
 using Row = std::vector<Cell>;
 const Cell kNull = std::nullopt;
@@ -189,7 +195,7 @@ class SqliteConnectorTest : public ::testing::Test {
     req.receipt.rows = staged.rows;
     req.receipt.window = json{{"high", 1}};
     req.receipt.new_position = json{{"cursor", run_id}};
-    return s->promote(staged, req);
+    return s->promote(staged, planned(*s, req));
   }
 
   dpone::SqliteDb open_db() {
@@ -775,7 +781,7 @@ TEST_F(SqliteConnectorTest, SourceAndSinkShareOneFile) {
   req.strategy = strategy(StrategyMode::FullRefresh);
   req.changes = {&create};
   req.source_schema = schema;
-  auto result = s->promote(staged, req);
+  auto result = s->promote(staged, planned(*s, req));
   EXPECT_EQ(result.inserted, 60000);
   EXPECT_EQ(result.deleted, 0);
   EXPECT_EQ(query("SELECT count(*), max(v) FROM copy"), (Rows{{"60000", "row 9999"}}));
@@ -868,7 +874,7 @@ TEST_F(SqliteConnectorTest, FullRefreshExchangeKeepsIndexesTriggersViewsAndConst
   req.changes = {&add};
   req.source_schema = evolved;
   req.receipt.run_id = "r2";
-  auto result = s->promote(staged, req);
+  auto result = s->promote(staged, planned(*s, req));
   EXPECT_EQ(result.deleted, 2);
   EXPECT_EQ(result.inserted, 2);
   EXPECT_EQ(query("SELECT id, name, score, email FROM people ORDER BY id"),
@@ -1030,7 +1036,7 @@ TEST_F(SqliteConnectorTest, FailedPromoteRollsBackEverything) {
   req.source_schema = schema;
   req.receipt.run_id = "r2";
   try {
-    s->promote(staged, req);
+    s->promote(staged, planned(*s, req));
     FAIL() << "expected PromoteFailed";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::PromoteFailed);
@@ -1048,10 +1054,10 @@ TEST_F(SqliteConnectorTest, FailedPromoteRollsBackEverything) {
   // and the same sink can promote once the cause is gone.
   req.changes = {};
   auto dup_key = s->stage(rows_artifact(schema, {{"1", "again", "1"}}), schema);
-  EXPECT_THROW(s->promote(dup_key, req), Error);
+  EXPECT_THROW(s->promote(dup_key, planned(*s, req)), Error);
   EXPECT_EQ(query("SELECT id, name FROM people"), (Rows{{"1", "a"}}));
   auto good = s->stage(rows_artifact(schema, {{"2", "b", "2"}}), schema);
-  EXPECT_EQ(s->promote(good, req).inserted, 1);
+  EXPECT_EQ(s->promote(good, planned(*s, req)).inserted, 1);
   EXPECT_EQ(query("SELECT run_id FROM __dpone__loads ORDER BY rowid"), (Rows{{"r1"}, {"r2"}}));
 }
 
@@ -1118,7 +1124,7 @@ TEST(SqliteFailpointChild, DISABLED_PromoteWithArmedFailpoint) {
   req.source_schema = schema;
   req.receipt.run_id = "child";
   try {
-    s->promote(staged, req);
+    s->promote(staged, planned(*s, req));
     FAIL() << "the armed failpoint did not fire";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::FailpointTriggered) << e.what();
