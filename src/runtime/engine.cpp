@@ -470,7 +470,16 @@ json Engine::run_stream(const StreamSpec& stream) {
     rec["error"] = {{"code", "INTERNAL"}, {"message", e.what()}, {"hint", "this is a bug in dpone; please report it"},
                     {"retryable", false}, {"phase", phase}, {"exit_code", 1}};
   }
-  if (staged && parts.sink) parts.sink->abort(*staged);
+  if (staged && parts.sink) {
+    // A failed run drops its staging before it ends (best effort: a sink that cannot
+    // says so in a warning, and the next run's cleanup removes what is left).
+    const size_t warned = parts.diagnostics.warnings().size();
+    parts.sink->abort(*staged);
+    const bool dropped = parts.diagnostics.warnings().size() == warned;
+    rec["staging_after_failure"] = {{"name", staged->staging_name}, {"dropped", dropped}};
+    if (dropped && !staged->staging_name.empty())
+      console.info(stream.name + ": staging " + staged->staging_name + " dropped");
+  }
   rec["warnings"] = parts.diagnostics.warnings();
   for (const auto& w : parts.diagnostics.warnings()) console.warn(stream.name + ": " + w);
   rec["finished_at"] = now_iso8601();

@@ -367,11 +367,7 @@ class ChSink : public Sink {
       Client& db = client(ErrorCode::SinkUnavailable);
       db.exec("DROP TABLE IF EXISTS " + qualified(staged.staging_name));
     } catch (const std::exception& e) {
-      if (diagnostics_)
-        diagnostics_->warn(
-            fmt::format("{}: could not drop staging table {}: {}; the next run "
-                        "removes it",
-                        where_, staged.staging_name, e.what()));
+      warn_staging_left(diagnostics_, where_, staged.staging_name, e);
     }
   }
 

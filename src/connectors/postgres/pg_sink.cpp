@@ -584,7 +584,8 @@ class PgSink : public Sink {
           PQtransactionStatus(db.get()) == PQTRANS_INTRANS)
         PQclear(PQexec(db.get(), "ROLLBACK"));
       db.exec("DROP TABLE IF EXISTS " + qualified(staged.staging_name));
-    } catch (...) {
+    } catch (const std::exception& e) {
+      warn_staging_left(diagnostics_, where_, staged.staging_name, e);
     }
   }
 

@@ -377,6 +377,8 @@ class SqliteSink : public Sink {
     SqliteDb* db = existing();
     if (!db) return removed;
     db->set_failure_code(ErrorCode::SinkUnavailable);
+    // Space first: a run that failed for space may have left its WAL full of pages.
+    checkpoint(*db);
     std::vector<std::string> names;
     {
       SqliteStmt stmt = db->prepare(
@@ -481,6 +483,9 @@ class SqliteSink : public Sink {
       for (const auto& batch : in_memory->batches) write(batch);
     }
     txn->commit();
+    // The staged pages move into the database file, so the promotion's writes start the
+    // WAL over instead of adding to it: the disk holds the window twice, not three times.
+    checkpoint(db);
     staged.details = {{"database", path_}, {"schema", schema_}, {"table", stg}};
     return staged;
   }
@@ -702,7 +707,9 @@ class SqliteSink : public Sink {
       SqliteDb* db = existing();
       if (!db) return;
       drop_freeing_space(*db, staged.staging_name);
-    } catch (...) {
+      checkpoint(*db);
+    } catch (const std::exception& e) {
+      warn_staging_left(diagnostics_, where_, staged.staging_name, e);
     }
   }
 
@@ -744,6 +751,9 @@ class SqliteSink : public Sink {
 
   void opened() {
     check_schema_name();
+    // The WAL shrinks back to nothing each time it starts over (see checkpoint()): a
+    // load's WAL does not keep the disk full after the load.
+    db_->exec(fmt::format("PRAGMA {}.journal_size_limit = 0", quote_ident(schema_)));
     // Test hook: a database that cannot grow past N pages stands in for a full disk where
     // a test cannot mount a small filesystem (tests/e2e/disk_full_test.cpp).
     if (const char* pages = std::getenv("DPONE_TEST_SQLITE_MAX_PAGE_COUNT"))
@@ -1129,9 +1139,18 @@ class SqliteSink : public Sink {
       db.exec(drop);
     } catch (const Error& e) {
       if (e.code() != ErrorCode::DiskFull) throw;
-      sqlite3_exec(db.get(), "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+      checkpoint(db, SQLITE_CHECKPOINT_TRUNCATE);
       db.exec(drop);
     }
+  }
+
+  // Moves the WAL's committed pages into the database file. PASSIVE never waits for a
+  // reader; once every page is in, the next write starts the WAL over, and the
+  // connection's journal_size_limit (0, set in opened()) gives the file's space back.
+  // Best effort: a checkpoint that cannot finish (no room to grow the database, a reader
+  // on an old snapshot) leaves the WAL as it was, and nothing is lost.
+  void checkpoint(SqliteDb& db, int mode = SQLITE_CHECKPOINT_PASSIVE) noexcept {
+    sqlite3_wal_checkpoint_v2(db.get(), schema_.c_str(), mode, nullptr, nullptr);
   }
 
   // The receipt compare-and-set (PromoteRequest::expected_latest_receipt), inside the

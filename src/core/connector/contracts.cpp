@@ -26,6 +26,16 @@ void throw_receipt_conflict(const std::string& where, const std::string& stream,
               "make sure one stream is not scheduled twice at once (leases: docs/reliability.md)");
 }
 
+void warn_staging_left(Diagnostics* diagnostics, const std::string& where, const std::string& name,
+                       const std::exception& e) noexcept {
+  try {
+    if (diagnostics)
+      diagnostics->warn(fmt::format("{}: could not drop the staging {}: {}; the next run removes it", where, name,
+                                    e.what()));
+  } catch (...) {
+  }
+}
+
 nlohmann::json GateResult::to_json() const {
   return {{"name", name},       {"type", type},         {"severity", severity},
           {"passed", passed},   {"failing_rows", failing_rows}, {"samples", samples},

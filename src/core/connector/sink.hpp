@@ -151,6 +151,11 @@ bool names_live_run(std::string_view name, const std::vector<std::string>& live_
 
 // The StateConflict a promotion throws when the stream's newest receipt is `latest`, not
 // the `expected` one the run planned with (PromoteRequest::expected_latest_receipt).
+// The warning of an abort() that could not drop staging `name` (abort never throws; the
+// runtime reports the staging as left behind, and the next run's cleanup removes it).
+void warn_staging_left(Diagnostics* diagnostics, const std::string& where, const std::string& name,
+                       const std::exception& e) noexcept;
+
 [[noreturn]] void throw_receipt_conflict(const std::string& where, const std::string& stream,
                                          const std::string& latest, const std::string& expected);
 

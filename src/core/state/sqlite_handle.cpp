@@ -1,5 +1,7 @@
 #include "core/state/sqlite_handle.hpp"
 
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -42,6 +44,13 @@ std::string hint_for(int rc, const std::string& path) {
           "file",
           path);
     case SQLITE_FULL:
+      return fmt::format(
+          "the filesystem holding {} is full (or the database reached its max_page_count): free "
+          "space there (`df -h {}`) and re-run; a load needs room for about twice its window while it "
+          "runs (staging, then the target), a failed load's staging is dropped, and the re-run needs "
+          "no repair",
+          path, std::filesystem::path(path).parent_path().empty() ? std::string(".")
+                                                                  : std::filesystem::path(path).parent_path().string());
     case SQLITE_IOERR:
       return fmt::format("the disk holding {} is full or failing; free space and retry", path);
     default:
