@@ -4,6 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${DPONE_BUILD_DIR:-build}
 JOBS=${DPONE_JOBS:-$(nproc)}
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=${DPONE_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
+# ccache (scripts/install-deps.sh installs it) when present: paths are hashed relative to
+# this clone, so every clone on the machine shares one cache.
+launcher=()
+if command -v ccache >/dev/null; then
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=${DPONE_BUILD_TYPE:-RelWithDebInfo} "${launcher[@]}" "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j"$JOBS"
 echo "build: $BUILD_DIR/bin/dpone"

@@ -9,6 +9,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
+  ccache   # scripts/build.sh compiles through it: rebuilds and fresh clones reuse the objects
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev time
   libjemalloc-dev   # the dpone executable's allocator (cheap cross-thread frees; src/cli/CMakeLists.txt)
