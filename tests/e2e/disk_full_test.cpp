@@ -26,7 +26,8 @@ using namespace e2e;
 std::string file_rows(int day, int n) {
   std::string out = "id,name,day\n";
   for (int i = 0; i < n; ++i)
-    out += fmt::format("{},event {} of day {} with some padding text,{}\n", day * 100000 + i, i, day, day);
+    out += fmt::format("{},event {} of day {} with some padding text,{}\n", day * 100000 + i, i,
+                       day, day);
   return out;
 }
 
@@ -69,7 +70,8 @@ class DiskFull : public ::testing::Test {
                "streams:\n"
                "  - name: events\n"
                "    source: {connector: files, path: \"landing/*.csv\", incremental: new_files}\n"
-               "    sink: {connector: sqlite, path: tgt/target.db, table: events, strategy: {mode: append}}\n");
+               "    sink: {connector: sqlite, path: tgt/target.db, table: events, strategy: {mode: "
+               "append}}\n");
     write_file(dir_ / "landing" / "day0.csv", file_rows(0, 500));
     Result first = run_dpone(dir_.dir(), {"run", "manifest.yaml"});
     ASSERT_EQ(first.exit_code, 0) << first.all();
@@ -102,12 +104,14 @@ class DiskFull : public ::testing::Test {
     auto env = disk_.fill(ballast, pages);
     Result full = run_dpone(dir_.dir(), {"run", "manifest.yaml"}, env);
     EXPECT_EQ(full.exit_code, 1) << full.all();
-    EXPECT_NE(full.all().find("events: FAILED [DISK_FULL] in phase " + phase), std::string::npos) << full.all();
+    EXPECT_NE(full.all().find("events: FAILED [DISK_FULL] in phase " + phase), std::string::npos)
+        << full.all();
     EXPECT_NE(full.all().find("free space there"), std::string::npos) << full.all();
     // A failed stage drops its own staging; a failed promotion's is dropped by the run,
     // which says so.
     if (phase == "promote") {
-      EXPECT_NE(full.all().find("events: staging events__dpone_stg_"), std::string::npos) << full.all();
+      EXPECT_NE(full.all().find("events: staging events__dpone_stg_"), std::string::npos)
+          << full.all();
     }
     EXPECT_EQ(target(), "500,500,0");
     EXPECT_EQ(state(), state_before);
@@ -115,7 +119,8 @@ class DiskFull : public ::testing::Test {
     disk_.free_space();
     Result rerun = run_dpone(dir_.dir(), {"run", "manifest.yaml"});
     EXPECT_EQ(rerun.exit_code, 0) << rerun.all() << "free " << disk_.free_kb() << " KiB";
-    EXPECT_NE(rerun.out.find(fmt::format("events: loaded {} rows", rows)), std::string::npos) << rerun.all();
+    EXPECT_NE(rerun.out.find(fmt::format("events: loaded {} rows", rows)), std::string::npos)
+        << rerun.all();
     EXPECT_EQ(target(), fmt::format("{0},{0},0", 500 + rows));
   }
 

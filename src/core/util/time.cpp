@@ -30,11 +30,12 @@ std::chrono::system_clock::time_point parse_pinned_now(const std::string& text) 
   }
   ok = ok && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h < 24 && mi < 60 && s < 60;
   if (!ok)
-    throw Error(ErrorCode::ConfigBadValue,
-                fmt::format("DPONE_NOW '{}' is not a UTC time like 2026-11-10T00:00:00Z or a date like "
-                            "2026-11-10",
-                            text),
-                "set DPONE_NOW to the instant dpone should take as now, or unset it to use the clock");
+    throw Error(
+        ErrorCode::ConfigBadValue,
+        fmt::format("DPONE_NOW '{}' is not a UTC time like 2026-11-10T00:00:00Z or a date like "
+                    "2026-11-10",
+                    text),
+        "set DPONE_NOW to the instant dpone should take as now, or unset it to use the clock");
   const int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
   return std::chrono::system_clock::time_point(std::chrono::seconds(secs));
 }
@@ -52,18 +53,21 @@ std::chrono::system_clock::time_point data_now() {
 std::string now_iso8601() {
   auto now = data_now();
   auto secs = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:03d}Z", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     static_cast<int>(ms));
 }
 
 std::string new_run_id() {
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
   auto micros =
-      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() % 1000000;
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count() %
+      1000000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   std::random_device rd;
