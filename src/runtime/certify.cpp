@@ -83,8 +83,9 @@ json last_record(const CertifyOptions& o, const fs::path& dir, const std::string
 // `columns`: the select list ("*", or the data columns of a source that adds its own).
 // `json_null_is_null`: a JSON null in the json column counts as SQL NULL (the log profile:
 // an event carries a row as one JSON object, where both are `null`).
-std::string dump(const fs::path& db, const std::string& table, const std::string& json_column = "doc",
-                 const std::string& columns = "*", bool json_null_is_null = false) {
+std::string dump(const fs::path& db, const std::string& table,
+                 const std::string& json_column = "doc", const std::string& columns = "*",
+                 bool json_null_is_null = false) {
   sqlite3* h = nullptr;
   std::string out;
   if (sqlite3_open_v2(db.c_str(), &h, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
@@ -108,7 +109,8 @@ std::string dump(const fs::path& db, const std::string& table, const std::string
         }
         std::string v = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
         if (sqlite3_column_name(st, i) == json_column && json::accept(v)) v = json::parse(v).dump();
-        if (json_null_is_null && sqlite3_column_name(st, i) == json_column && v == "null") v = "\\N";
+        if (json_null_is_null && sqlite3_column_name(st, i) == json_column && v == "null")
+          v = "\\N";
         out += v;
       }
       out += "\n";
@@ -139,13 +141,18 @@ bool has(const json& list, const std::string& value) {
 // with NULLs, the empty string, separators, escapes, unicode and range edges.
 const char* kTypesHeader = "id,flag,qty,price,amount,label,day,at,at_tz,doc\n";
 const char* kTypesRows =
-    "1,true,42,3.5,12.50,plain,2026-11-01,2026-11-01 10:00:00,2026-11-01T10:00:00Z,\"{\"\"a\"\":1}\"\n"
-    "2,false,-7,-0.25,-0.01,\"comma, \"\"quote\"\"\",1999-12-31,1999-12-31 23:59:59.5,2026-11-01T10:00:00+02:00,[]\n"
+    "1,true,42,3.5,12.50,plain,2026-11-01,2026-11-01 "
+    "10:00:00,2026-11-01T10:00:00Z,\"{\"\"a\"\":1}\"\n"
+    "2,false,-7,-0.25,-0.01,\"comma, \"\"quote\"\"\",1999-12-31,1999-12-31 "
+    "23:59:59.5,2026-11-01T10:00:00+02:00,[]\n"
     "3,,,,,,,,,\n"
-    "4,true,9007199254740993,1e300,9999999999.99,\"tab\there\nnew line \\\\ backslash Zoë ☃\",2000-02-29,2000-02-29 00:00:00,1970-01-01T00:00:00Z,\"{\"\"n\"\":{\"\"x\"\":[1,2]}}\"\n"
-    "5,false,0,0,0.00,\"\",1900-01-01,1900-01-01 00:00:00.000001,2099-12-31T23:59:59.999999Z,null\n";
+    "4,true,9007199254740993,1e300,9999999999.99,\"tab\there\nnew line \\\\ backslash Zoë "
+    "☃\",2000-02-29,2000-02-29 00:00:00,1970-01-01T00:00:00Z,\"{\"\"n\"\":{\"\"x\"\":[1,2]}}\"\n"
+    "5,false,0,0,0.00,\"\",1900-01-01,1900-01-01 "
+    "00:00:00.000001,2099-12-31T23:59:59.999999Z,null\n";
 const char* kTypesColumns =
-    "{id: int64, flag: bool, qty: int64, price: float64, amount: \"decimal(12,2)\", label: string, day: date, "
+    "{id: int64, flag: bool, qty: int64, price: float64, amount: \"decimal(12,2)\", label: string, "
+    "day: date, "
     "at: timestamp, at_tz: timestamptz, doc: json}";
 const char* kTypesList = "id,flag,qty,price,amount,label,day,at,at_tz,doc";
 
@@ -162,7 +169,8 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
   fs::create_directories(o.work_dir);
   const bool has_sink = d.has_sink(), has_source = d.has_source();
   const auto strategies = d.json.value("sink", json::object()).value("strategies", json::array());
-  const auto incremental = d.json.value("source", json::object()).value("incremental", json::array());
+  const auto incremental =
+      d.json.value("source", json::object()).value("incremental", json::array());
   // Profiles. `table`: a sink with full_refresh; the scenarios replace, merge and evolve a
   // table. `log`: an append-only sink (a Kafka topic: no full_refresh, no merge, no DDL,
   // no staging that a failure could roll back). It appends, reads everything back with
@@ -173,7 +181,8 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
   // again (at-least-once, as such a connector must document).
   const bool log_profile = !has(strategies, "full_refresh") && has(strategies, "append");
   const json sink_options = d.json.value("sink", json::object()).value("options", json::object());
-  const std::string target_key = !sink_options.contains("table") && sink_options.contains("topic") ? "topic" : "table";
+  const std::string target_key =
+      !sink_options.contains("table") && sink_options.contains("topic") ? "topic" : "table";
   const std::string log_columns = log_profile ? fmt::format(", columns: {}", kTypesColumns) : "";
   std::random_device rd;
   const std::string table = fmt::format("dpone_cert_{:06x}", rd() & 0xffffff);
@@ -182,9 +191,11 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
                                   ? "connections_file: \"" + o.connections_file.string() + "\"\n"
                                   : std::string()) +
                              "streams:\n";
-  auto to_target = [&](const std::string& name, const std::string& file, const std::string& strategy) {
+  auto to_target = [&](const std::string& name, const std::string& file,
+                       const std::string& strategy) {
     return fmt::format(
-        "  - name: {}\n    source: {{connector: files, path: data/{}, incremental: full, columns: {}}}\n"
+        "  - name: {}\n    source: {{connector: files, path: data/{}, incremental: full, columns: "
+        "{}}}\n"
         "    sink: {{connector: {}, connection: {}, {}: {}, strategy: {}}}\n",
         name, file, kTypesColumns, d.name, o.connection, target_key, table, strategy);
   };
@@ -198,12 +209,19 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
   fs::create_directories(o.work_dir / "data");
   spit(o.work_dir / "data" / "types.csv", std::string(kTypesHeader) + kTypesRows);
   spit(o.work_dir / "m_load.yaml",
-       header + to_target("load", "types.csv", log_profile ? "{mode: append}" : "{mode: full_refresh, allow_shrink: true}"));
-  spit(o.work_dir / "m_ref.yaml",
-       header + fmt::format("  - name: ref\n    source: {{connector: files, path: data/types.csv, columns: {}}}\n"
-                            "    sink: {{connector: sqlite, path: ref.db, table: t, strategy: {{mode: full_refresh}}}}\n",
-                            kTypesColumns));
-  spit(o.work_dir / "m_back.yaml", header + from_target("back", "back.db", "", "{mode: full_refresh, allow_shrink: true}"));
+       header +
+           to_target("load", "types.csv",
+                     log_profile ? "{mode: append}" : "{mode: full_refresh, allow_shrink: true}"));
+  spit(
+      o.work_dir / "m_ref.yaml",
+      header +
+          fmt::format(
+              "  - name: ref\n    source: {{connector: files, path: data/types.csv, columns: {}}}\n"
+              "    sink: {{connector: sqlite, path: ref.db, table: t, strategy: {{mode: "
+              "full_refresh}}}}\n",
+              kTypesColumns));
+  spit(o.work_dir / "m_back.yaml",
+       header + from_target("back", "back.db", "", "{mode: full_refresh, allow_shrink: true}"));
 
   auto scenario = [&](const std::string& name, auto&& body) {
     double t0 = monotonic_seconds();
@@ -227,7 +245,8 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
                     const std::vector<std::pair<std::string, std::string>>& env = {}) {
     Proc p = run(o, o.work_dir, {"run", manifest}, env);
     if (p.exit_code != 0) {
-      r.detail = fmt::format("`dpone run {}` exited {}: {}", manifest, p.exit_code, p.output.substr(0, 600));
+      r.detail = fmt::format("`dpone run {}` exited {}: {}", manifest, p.exit_code,
+                             p.output.substr(0, 600));
       return json();
     }
     return last_record(o, o.work_dir, manifest);
@@ -241,7 +260,8 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
     }
     std::string name = fmt::format("back{}", ++back_runs);
     spit(o.work_dir / ("m_" + name + ".yaml"),
-         header + from_target(name, "back.db", ", columns: " + columns, "{mode: full_refresh, allow_shrink: true}"));
+         header + from_target(name, "back.db", ", columns: " + columns,
+                              "{mode: full_refresh, allow_shrink: true}"));
     json rec = run_ok(r, "m_" + name + ".yaml");
     return rec.is_null() ? std::string() : dump(o.work_dir / "back.db", "t", "doc", list, true);
   };
@@ -251,23 +271,27 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
     Proc p = run(o, o.work_dir, {"doctor", "m_load.yaml"});
     r.status = p.exit_code == 0 ? "PASS" : "FAIL";
     auto at = p.output.find("manifest ");
-    r.detail = p.exit_code == 0 ? "doctor probed the sink (and modules) successfully"
-                                : "doctor failed: " + p.output.substr(at == std::string::npos ? 0 : at, 800);
+    r.detail = p.exit_code == 0
+                   ? "doctor probed the sink (and modules) successfully"
+                   : "doctor failed: " + p.output.substr(at == std::string::npos ? 0 : at, 800);
   });
   const std::string load_name = log_profile ? "append_load" : "full_load";
-  bool loaded = connected && scenario(load_name, [&](ScenarioResult& r) {
-    json rec = run_ok(r, "m_load.yaml");
-    if (rec.is_null()) return;
-    int64_t staged = rec["streams"][0]["rows"].value("staged", int64_t{0});
-    r.status = staged == 5 ? "PASS" : "FAIL";
-    r.detail = fmt::format("{} of the canonical 5-row data set into {}: {} rows staged",
-                           log_profile ? "append (log profile: the sink has no full_refresh)" : "full_refresh",
-                           table, staged);
-  });
+  bool loaded =
+      connected && scenario(load_name, [&](ScenarioResult& r) {
+        json rec = run_ok(r, "m_load.yaml");
+        if (rec.is_null()) return;
+        int64_t staged = rec["streams"][0]["rows"].value("staged", int64_t{0});
+        r.status = staged == 5 ? "PASS" : "FAIL";
+        r.detail = fmt::format(
+            "{} of the canonical 5-row data set into {}: {} rows staged",
+            log_profile ? "append (log profile: the sink has no full_refresh)" : "full_refresh",
+            table, staged);
+      });
   if (!connected) {
     bool skipped = results.back().status == "SKIP";
-    results.push_back({load_name, skipped ? "SKIP" : "FAIL",
-                       skipped ? "needs a sink (" + results.back().detail + ")" : "not run: connect failed", 0});
+    results.push_back(
+        {load_name, skipped ? "SKIP" : "FAIL",
+         skipped ? "needs a sink (" + results.back().detail + ")" : "not run: connect failed", 0});
   }
   scenario("discover", [&](ScenarioResult& r) {
     if (!loaded) return skip(r, "needs " + load_name);
@@ -280,9 +304,16 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
     // The types discovered on the table must be the logical types that were loaded. A
     // log's events are JSON, inferred from the values: a decimal is a JSON number (float64).
     const std::vector<std::pair<std::string, std::string>> expected = {
-        {"id", "int64"},     {"flag", "bool"}, {"qty", "int64"}, {"price", "float64"},
+        {"id", "int64"},
+        {"flag", "bool"},
+        {"qty", "int64"},
+        {"price", "float64"},
         {"amount", log_profile ? "float64" : "decimal(12,2)"},
-        {"label", "string"}, {"day", "date"},  {"at", "timestamp"}, {"at_tz", "timestamptz"}, {"doc", "json"}};
+        {"label", "string"},
+        {"day", "date"},
+        {"at", "timestamp"},
+        {"at_tz", "timestamptz"},
+        {"doc", "json"}};
     json cols = json::parse(p.output)["streams"][0]["source_schema"]["columns"];
     std::vector<std::string> wrong;
     for (const auto& [col, type] : expected) {
@@ -292,8 +323,11 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
       if (got != type) wrong.push_back(col + ": expected " + type + ", discovered " + got);
     }
     r.status = wrong.empty() ? "PASS" : "FAIL";
-    r.detail = wrong.empty() ? fmt::format("discovered all {} columns with the logical types that were loaded", expected.size())
-                             : fmt::format("discovered types differ: {}", fmt::join(wrong, "; "));
+    r.detail =
+        wrong.empty()
+            ? fmt::format("discovered all {} columns with the logical types that were loaded",
+                          expected.size())
+            : fmt::format("discovered types differ: {}", fmt::join(wrong, "; "));
   });
   std::string reference;
   scenario("round_trip", [&](ScenarioResult& r) {
@@ -303,27 +337,37 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
       r.detail = "the reference load (files -> sqlite) failed";
       return;
     }
-    reference = log_profile ? dump(o.work_dir / "ref.db", "t", "doc", kTypesList, true) : dump(o.work_dir / "ref.db", "t");
+    reference = log_profile ? dump(o.work_dir / "ref.db", "t", "doc", kTypesList, true)
+                            : dump(o.work_dir / "ref.db", "t");
     std::string back = read_back(r);
     if (back.empty()) return;
     std::string diff = first_difference(reference, back);
     r.status = diff.empty() ? "PASS" : "FAIL";
-    r.detail = diff.empty() ? "every value of every type read back exactly (files -> " + d.name +
-                                  " -> sqlite equals files -> sqlite; json compared as JSON values" +
-                                  (log_profile ? "; read back with declared columns, a json null counts as NULL" : "") + ")"
-                            : "values differ after the round trip: " + diff;
+    r.detail =
+        diff.empty()
+            ? "every value of every type read back exactly (files -> " + d.name +
+                  " -> sqlite equals files -> sqlite; json compared as JSON values" +
+                  (log_profile ? "; read back with declared columns, a json null counts as NULL"
+                               : "") +
+                  ")"
+            : "values differ after the round trip: " + diff;
   });
   scenario("incremental", [&](ScenarioResult& r) {
     if (!loaded) return skip(r, "needs " + load_name);
     const bool offsets = log_profile && has(incremental, "offsets");
     if (!has_source || !(has(incremental, "cursor") || offsets))
       return skip(r, "the connector declares no cursor (or, for a log, offsets) source");
-    if (!has(strategies, "append")) return skip(r, "the connector's sink has no append to add rows with");
-    spit(o.work_dir / "data" / "more.csv", std::string(kTypesHeader) + "6,true,6,6,6.00,six,2026-11-06,2026-11-06 00:00:00,2026-11-06T00:00:00Z,{}\n"
-                                                                      "7,false,7,7,7.00,seven,2026-11-07,2026-11-07 00:00:00,2026-11-07T00:00:00Z,{}\n");
+    if (!has(strategies, "append"))
+      return skip(r, "the connector's sink has no append to add rows with");
+    spit(o.work_dir / "data" / "more.csv",
+         std::string(kTypesHeader) +
+             "6,true,6,6,6.00,six,2026-11-06,2026-11-06 00:00:00,2026-11-06T00:00:00Z,{}\n"
+             "7,false,7,7,7.00,seven,2026-11-07,2026-11-07 00:00:00,2026-11-07T00:00:00Z,{}\n");
     spit(o.work_dir / "m_more.yaml", header + to_target("more", "more.csv", "{mode: append}"));
     spit(o.work_dir / "m_inc.yaml",
-         header + from_target("inc", "inc.db", offsets ? log_columns : ", incremental: cursor, cursor: id", "{mode: append}"));
+         header + from_target("inc", "inc.db",
+                              offsets ? log_columns : ", incremental: cursor, cursor: id",
+                              "{mode: append}"));
     json first = run_ok(r, "m_inc.yaml");
     if (first.is_null()) return;
     if (run_ok(r, "m_more.yaml").is_null()) return;
@@ -341,21 +385,25 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
   scenario("merge", [&](ScenarioResult& r) {
     if (!loaded) return skip(r, "needs " + load_name);
     if (!has(strategies, "merge")) return skip(r, "the connector's sink declares no merge");
-    spit(o.work_dir / "data" / "merge.csv", std::string(kTypesHeader) + "1,false,1,1,1.00,changed,2026-11-01,2026-11-01 10:00:00,2026-11-01T10:00:00Z,{}\n"
-                                                                       "8,true,8,8,8.00,eight,2026-11-08,2026-11-08 00:00:00,2026-11-08T00:00:00Z,{}\n");
-    spit(o.work_dir / "m_merge.yaml", header + to_target("merge", "merge.csv", "{mode: merge, unique_key: id}"));
+    spit(o.work_dir / "data" / "merge.csv",
+         std::string(kTypesHeader) +
+             "1,false,1,1,1.00,changed,2026-11-01,2026-11-01 10:00:00,2026-11-01T10:00:00Z,{}\n"
+             "8,true,8,8,8.00,eight,2026-11-08,2026-11-08 00:00:00,2026-11-08T00:00:00Z,{}\n");
+    spit(o.work_dir / "m_merge.yaml",
+         header + to_target("merge", "merge.csv", "{mode: merge, unique_key: id}"));
     json rec = run_ok(r, "m_merge.yaml");
     if (rec.is_null()) return;
     const json& rows = rec["streams"][0]["rows"];
     bool counts = rows.value("inserted", -1) == 1 && rows.value("updated", -1) == 1;
     r.status = counts ? "PASS" : "FAIL";
-    r.detail = fmt::format("merge by id of 1 changed + 1 new row: {} inserted, {} updated", rows.value("inserted", -1),
-                           rows.value("updated", -1));
+    r.detail = fmt::format("merge by id of 1 changed + 1 new row: {} inserted, {} updated",
+                           rows.value("inserted", -1), rows.value("updated", -1));
     if (counts && has_source) {
       std::string back = read_back(r);
       auto row = back.find("\n1,");
-      bool changed = row != std::string::npos &&
-                     back.substr(row, back.find('\n', row + 1) - row).find(",changed,") != std::string::npos;
+      bool changed =
+          row != std::string::npos &&
+          back.substr(row, back.find('\n', row + 1) - row).find(",changed,") != std::string::npos;
       if (!changed) {
         r.status = "FAIL";
         r.detail += "; the changed row did not read back changed";
@@ -364,118 +412,158 @@ std::vector<ScenarioResult> certify(const ConnectorDescriptor& d, const CertifyO
       }
     }
   });
-  if (log_profile) scenario("failure_and_rerun", [&](ScenarioResult& r) {
-    if (!loaded) return skip(r, "needs " + load_name);
-    if (!has_source) return skip(r, "the connector has no source to read the log back with");
-    spit(o.work_dir / "data" / "fail.csv", std::string(kTypesHeader) + "10,true,10,10,10.00,ten,2026-11-10,2026-11-10 00:00:00,2026-11-10T00:00:00Z,{}\n");
-    spit(o.work_dir / "m_fail.yaml", header + to_target("fail", "fail.csv", "{mode: append}"));
-    auto fail_at = [&](const std::string& point) {
-      Proc p = run(o, o.work_dir, {"run", "m_fail.yaml"}, {{"DPONE_FAILPOINTS", point + "=error"}});
-      if (p.exit_code == 1 && p.output.find("failpoint '" + point + "' triggered") != std::string::npos) return true;
-      r.detail = fmt::format("a failure injected at {} should fail the run (exit 1, failpoint named), got exit {}: {}",
-                             point, p.exit_code, p.output.substr(0, 400));
-      return false;
-    };
-    // Before delivery: nothing reaches the log; the re-run delivers the row once.
-    if (!fail_at("after_cleanup")) return;
-    std::string back = read_back(r);
-    if (back.empty()) return;
-    if (count_of(back, "\n10,") != 0) {
-      r.detail = "a run that failed before delivery left its event in the log";
-      return;
-    }
-    json rec = run_ok(r, "m_fail.yaml");
-    if (rec.is_null()) return;
-    back = read_back(r);
-    if (count_of(back, "\n10,") != 1) {
-      r.detail = fmt::format("after a failure before delivery and a re-run, the event is in the log {} times (expected once)",
-                             count_of(back, "\n10,"));
-      return;
-    }
-    // After delivery (before the promotion): the run fails, its events stay, the re-run
-    // delivers them again: at-least-once, never lost.
-    if (!fail_at("before_promote")) return;
-    back = read_back(r);
-    int after_failure = count_of(back, "\n10,");
-    rec = run_ok(r, "m_fail.yaml");
-    if (rec.is_null()) return;
-    back = read_back(r);
-    int after_rerun = count_of(back, "\n10,");
-    r.status = after_failure == 2 && after_rerun == 3 ? "PASS" : "FAIL";
-    r.detail = fmt::format(
-        "a failure before delivery left the log unchanged and the re-run delivered the event once; a failure after "
-        "delivery left its event ({} copies, expected 2) and the re-run delivered it again ({} copies, expected 3: "
-        "at-least-once across failures, as an append-only log sink documents)",
-        after_failure, after_rerun);
-  });
-  else scenario("failure_and_rerun", [&](ScenarioResult& r) {
-    if (!loaded) return skip(r, "needs " + load_name);
-    if (!has(strategies, "append")) return skip(r, "the connector's sink has no append");
-    spit(o.work_dir / "data" / "fail.csv", std::string(kTypesHeader) + "10,true,10,10,10.00,ten,2026-11-10,2026-11-10 00:00:00,2026-11-10T00:00:00Z,{}\n");
-    spit(o.work_dir / "m_fail.yaml", header + to_target("fail", "fail.csv", "{mode: append}"));
-    std::string before = has_source ? read_back(r) : "";
-    Proc failed = run(o, o.work_dir, {"run", "m_fail.yaml"}, {{"DPONE_FAILPOINTS", "inside_promote=error"}});
-    if (failed.exit_code != 1 || failed.output.find("failpoint 'inside_promote' triggered") == std::string::npos) {
-      r.detail = fmt::format("a failure injected inside the promotion should fail the run (exit 1, failpoint named), "
-                             "got exit {}: {}",
-                             failed.exit_code, failed.output.substr(0, 400));
-      return;
-    }
-    if (has_source && read_back(r) != before) {
-      r.detail = "the target changed although the promotion failed";
-      return;
-    }
-    json rec = run_ok(r, "m_fail.yaml");
-    if (rec.is_null()) return;
-    int64_t inserted = rec["streams"][0]["rows"].value("inserted", int64_t{-1});
-    std::string after = has_source ? read_back(r) : "";
-    bool once = !has_source || (after.find("\n10,") != std::string::npos && after.find("\n10,") == after.rfind("\n10,"));
-    r.status = inserted == 1 && once ? "PASS" : "FAIL";
-    r.detail = fmt::format("failure inside promotion left the target unchanged{}; the re-run inserted {} row{}",
-                           has_source ? " (read back)" : "", inserted, has_source ? ", present exactly once" : "");
-  });
+  if (log_profile)
+    scenario("failure_and_rerun", [&](ScenarioResult& r) {
+      if (!loaded) return skip(r, "needs " + load_name);
+      if (!has_source) return skip(r, "the connector has no source to read the log back with");
+      spit(o.work_dir / "data" / "fail.csv",
+           std::string(kTypesHeader) +
+               "10,true,10,10,10.00,ten,2026-11-10,2026-11-10 00:00:00,2026-11-10T00:00:00Z,{}\n");
+      spit(o.work_dir / "m_fail.yaml", header + to_target("fail", "fail.csv", "{mode: append}"));
+      auto fail_at = [&](const std::string& point) {
+        Proc p =
+            run(o, o.work_dir, {"run", "m_fail.yaml"}, {{"DPONE_FAILPOINTS", point + "=error"}});
+        if (p.exit_code == 1 &&
+            p.output.find("failpoint '" + point + "' triggered") != std::string::npos)
+          return true;
+        r.detail = fmt::format(
+            "a failure injected at {} should fail the run (exit 1, failpoint named), got exit {}: "
+            "{}",
+            point, p.exit_code, p.output.substr(0, 400));
+        return false;
+      };
+      // Before delivery: nothing reaches the log; the re-run delivers the row once.
+      if (!fail_at("after_cleanup")) return;
+      std::string back = read_back(r);
+      if (back.empty()) return;
+      if (count_of(back, "\n10,") != 0) {
+        r.detail = "a run that failed before delivery left its event in the log";
+        return;
+      }
+      json rec = run_ok(r, "m_fail.yaml");
+      if (rec.is_null()) return;
+      back = read_back(r);
+      if (count_of(back, "\n10,") != 1) {
+        r.detail = fmt::format(
+            "after a failure before delivery and a re-run, the event is in the log {} times "
+            "(expected once)",
+            count_of(back, "\n10,"));
+        return;
+      }
+      // After delivery (before the promotion): the run fails, its events stay, the re-run
+      // delivers them again: at-least-once, never lost.
+      if (!fail_at("before_promote")) return;
+      back = read_back(r);
+      int after_failure = count_of(back, "\n10,");
+      rec = run_ok(r, "m_fail.yaml");
+      if (rec.is_null()) return;
+      back = read_back(r);
+      int after_rerun = count_of(back, "\n10,");
+      r.status = after_failure == 2 && after_rerun == 3 ? "PASS" : "FAIL";
+      r.detail = fmt::format(
+          "a failure before delivery left the log unchanged and the re-run delivered the event "
+          "once; a failure after "
+          "delivery left its event ({} copies, expected 2) and the re-run delivered it again ({} "
+          "copies, expected 3: "
+          "at-least-once across failures, as an append-only log sink documents)",
+          after_failure, after_rerun);
+    });
+  else
+    scenario("failure_and_rerun", [&](ScenarioResult& r) {
+      if (!loaded) return skip(r, "needs " + load_name);
+      if (!has(strategies, "append")) return skip(r, "the connector's sink has no append");
+      spit(o.work_dir / "data" / "fail.csv",
+           std::string(kTypesHeader) +
+               "10,true,10,10,10.00,ten,2026-11-10,2026-11-10 00:00:00,2026-11-10T00:00:00Z,{}\n");
+      spit(o.work_dir / "m_fail.yaml", header + to_target("fail", "fail.csv", "{mode: append}"));
+      std::string before = has_source ? read_back(r) : "";
+      Proc failed = run(o, o.work_dir, {"run", "m_fail.yaml"},
+                        {{"DPONE_FAILPOINTS", "inside_promote=error"}});
+      if (failed.exit_code != 1 ||
+          failed.output.find("failpoint 'inside_promote' triggered") == std::string::npos) {
+        r.detail = fmt::format(
+            "a failure injected inside the promotion should fail the run (exit 1, failpoint "
+            "named), "
+            "got exit {}: {}",
+            failed.exit_code, failed.output.substr(0, 400));
+        return;
+      }
+      if (has_source && read_back(r) != before) {
+        r.detail = "the target changed although the promotion failed";
+        return;
+      }
+      json rec = run_ok(r, "m_fail.yaml");
+      if (rec.is_null()) return;
+      int64_t inserted = rec["streams"][0]["rows"].value("inserted", int64_t{-1});
+      std::string after = has_source ? read_back(r) : "";
+      bool once = !has_source || (after.find("\n10,") != std::string::npos &&
+                                  after.find("\n10,") == after.rfind("\n10,"));
+      r.status = inserted == 1 && once ? "PASS" : "FAIL";
+      r.detail = fmt::format(
+          "failure inside promotion left the target unchanged{}; the re-run inserted {} row{}",
+          has_source ? " (read back)" : "", inserted, has_source ? ", present exactly once" : "");
+    });
   scenario("schema_change", [&](ScenarioResult& r) {
     if (!loaded) return skip(r, "needs " + load_name);
     if (!has(strategies, "append")) return skip(r, "the connector's sink has no append");
     spit(o.work_dir / "data" / "wider.csv",
-         "id,flag,qty,price,amount,label,day,at,at_tz,doc,note\n9,true,9,9,9.00,nine,2026-11-09,2026-11-09 00:00:00,2026-11-09T00:00:00Z,{},new column\n");
-    spit(o.work_dir / "m_wider.yaml",
-         header + fmt::format("  - name: wider\n    source: {{connector: files, path: data/wider.csv, columns: {}}}\n"
-                              "    sink: {{connector: {}, connection: {}, {}: {}, strategy: {{mode: append}}}}\n",
-                              std::string(kTypesColumns).substr(0, std::string(kTypesColumns).size() - 1) + ", note: string}",
-                              d.name, o.connection, target_key, table));
+         "id,flag,qty,price,amount,label,day,at,at_tz,doc,note\n9,true,9,9,9.00,nine,2026-11-09,"
+         "2026-11-09 00:00:00,2026-11-09T00:00:00Z,{},new column\n");
+    spit(
+        o.work_dir / "m_wider.yaml",
+        header +
+            fmt::format(
+                "  - name: wider\n    source: {{connector: files, path: data/wider.csv, columns: "
+                "{}}}\n"
+                "    sink: {{connector: {}, connection: {}, {}: {}, strategy: {{mode: append}}}}\n",
+                std::string(kTypesColumns).substr(0, std::string(kTypesColumns).size() - 1) +
+                    ", note: string}",
+                d.name, o.connection, target_key, table));
     json rec = run_ok(r, "m_wider.yaml");
     if (rec.is_null()) return;
     if (log_profile) {
       // A log has no schema to alter: the new field travels in the events themselves.
-      if (!has_source) return skip(r, "a log sink without a source: the new field cannot be read back");
-      std::string cols = std::string(kTypesColumns).substr(0, std::string(kTypesColumns).size() - 1) + ", note: string}";
+      if (!has_source)
+        return skip(r, "a log sink without a source: the new field cannot be read back");
+      std::string cols =
+          std::string(kTypesColumns).substr(0, std::string(kTypesColumns).size() - 1) +
+          ", note: string}";
       std::string back = read_back(r, cols, std::string(kTypesList) + ",note");
-      bool found = back.find("\n9,") != std::string::npos && back.find(",new column\n") != std::string::npos;
+      bool found =
+          back.find("\n9,") != std::string::npos && back.find(",new column\n") != std::string::npos;
       r.status = found ? "PASS" : "FAIL";
-      r.detail = found ? "an event with a new field was appended (no DDL: a log has no schema) and reads back with it"
+      r.detail = found ? "an event with a new field was appended (no DDL: a log has no schema) and "
+                         "reads back with it"
                        : "the new field `note` did not read back: " + back.substr(0, 300);
       return;
     }
     const json& ddl = rec["streams"][0]["schema"]["ddl"];
-    bool added = ddl.is_array() && ddl.size() == 1 && ddl[0].get<std::string>().find("note") != std::string::npos;
+    bool added = ddl.is_array() && ddl.size() == 1 &&
+                 ddl[0].get<std::string>().find("note") != std::string::npos;
     r.status = added ? "PASS" : "FAIL";
     r.detail = added ? "a new nullable column was added by: " + ddl[0].get<std::string>()
                      : "expected one ADD COLUMN for `note`, the run applied: " + ddl.dump();
   });
   scenario("wrong_credentials", [&](ScenarioResult& r) {
     const json fields = d.json.value("connection", json::object()).value("fields", json::object());
-    if (!fields.contains("password") || !has_sink) return skip(r, "the connection has no password to get wrong");
+    if (!fields.contains("password") || !has_sink)
+      return skip(r, "the connection has no password to get wrong");
     std::string id = o.connection;
-    for (auto& c : id) c = std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c)) : '_';
+    for (auto& c : id)
+      c = std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::toupper(c)) : '_';
     const std::string wrong = fmt::format("dpone-wrong-{:08x}", rd());
-    Proc p = run(o, o.work_dir, {"doctor", "m_load.yaml"}, {{"DPONE_CONN_" + id + "_PASSWORD", wrong}});
+    Proc p =
+        run(o, o.work_dir, {"doctor", "m_load.yaml"}, {{"DPONE_CONN_" + id + "_PASSWORD", wrong}});
     if (p.exit_code == 0)
-      return skip(r, "a wrong password was accepted: this connection does not authenticate by password "
-                     "(SQLite, or a role the server trusts), so the error cannot be observed");
-    bool clear = p.output.find("UNAVAILABLE") != std::string::npos && p.output.find(wrong) == std::string::npos;
+      return skip(
+          r,
+          "a wrong password was accepted: this connection does not authenticate by password "
+          "(SQLite, or a role the server trusts), so the error cannot be observed");
+    bool clear = p.output.find("UNAVAILABLE") != std::string::npos &&
+                 p.output.find(wrong) == std::string::npos;
     r.status = clear ? "PASS" : "FAIL";
-    r.detail = clear ? "a wrong password gives a clear *_UNAVAILABLE error that does not contain the password"
+    r.detail = clear ? "a wrong password gives a clear *_UNAVAILABLE error that does not contain "
+                       "the password"
                      : "unclear error, or the password was printed: " + p.output.substr(0, 400);
   });
   return results;
@@ -485,21 +573,28 @@ json certification_json(const CertifyOptions& o, const std::vector<ScenarioResul
   json arr = json::array();
   int pass = 0, fail = 0, skip = 0;
   for (const auto& r : results) {
-    arr.push_back({{"scenario", r.name}, {"status", r.status}, {"detail", r.detail}, {"seconds", r.seconds}});
+    arr.push_back(
+        {{"scenario", r.name}, {"status", r.status}, {"detail", r.detail}, {"seconds", r.seconds}});
     pass += r.status == "PASS";
     fail += r.status == "FAIL";
     skip += r.status == "SKIP";
   }
-  return {{"connector", o.connector}, {"connection", o.connection}, {"certified_at", now_iso8601()},
-          {"passed", fail == 0}, {"counts", {{"pass", pass}, {"fail", fail}, {"skip", skip}}}, {"scenarios", arr}};
+  return {{"connector", o.connector},
+          {"connection", o.connection},
+          {"certified_at", now_iso8601()},
+          {"passed", fail == 0},
+          {"counts", {{"pass", pass}, {"fail", fail}, {"skip", skip}}},
+          {"scenarios", arr}};
 }
 
-std::string certification_markdown(const CertifyOptions& o, const std::vector<ScenarioResult>& results) {
+std::string certification_markdown(const CertifyOptions& o,
+                                   const std::vector<ScenarioResult>& results) {
   json j = certification_json(o, results);
-  std::string md = fmt::format("# Certification of `{}` (connection `{}`)\n\n{}: {} pass, {} fail, {} skip ({})\n\n",
-                               o.connector, o.connection, j["passed"].get<bool>() ? "PASSED" : "FAILED",
-                               j["counts"]["pass"].get<int>(), j["counts"]["fail"].get<int>(),
-                               j["counts"]["skip"].get<int>(), j["certified_at"].get<std::string>());
+  std::string md = fmt::format(
+      "# Certification of `{}` (connection `{}`)\n\n{}: {} pass, {} fail, {} skip ({})\n\n",
+      o.connector, o.connection, j["passed"].get<bool>() ? "PASSED" : "FAILED",
+      j["counts"]["pass"].get<int>(), j["counts"]["fail"].get<int>(),
+      j["counts"]["skip"].get<int>(), j["certified_at"].get<std::string>());
   md += "| scenario | result | seconds | detail |\n|---|---|---:|---|\n";
   for (const auto& r : results) {
     std::string detail = r.detail;
@@ -507,7 +602,9 @@ std::string certification_markdown(const CertifyOptions& o, const std::vector<Sc
       if (c == '\n' || c == '|') c = ' ';
     md += fmt::format("| {} | {} | {:.2f} | {} |\n", r.name, r.status, r.seconds, detail);
   }
-  md += "\nA SKIP is not a pass: it names what the connector does not declare or what could not be observed.\n";
+  md +=
+      "\nA SKIP is not a pass: it names what the connector does not declare or what could not be "
+      "observed.\n";
   return md;
 }
 

@@ -77,7 +77,8 @@ std::vector<GateSpec> gates_for(const StrategySpec& strategy, const json& config
   bool keyed = strategy.mode == StrategyMode::Merge || strategy.reconciles() ||
                (strategy.mode == StrategyMode::Append && strategy.only_new_rows);
   if (keyed) {
-    gates.push_back({"unique_key_not_null", "not_null", strategy.unique_key, "error", json::object()});
+    gates.push_back(
+        {"unique_key_not_null", "not_null", strategy.unique_key, "error", json::object()});
     gates.push_back({"unique_key_unique", "unique", strategy.unique_key, "error", json::object()});
   }
   for (const auto& g : config.value("quality", json::array())) {
@@ -85,8 +86,10 @@ std::vector<GateSpec> gates_for(const StrategySpec& strategy, const json& config
     s.type = g.value("type", "");
     s.name = g.value("name", s.type);
     const auto& cols = g.value("columns", json::array());
-    if (cols.is_string()) s.columns.push_back(cols.get<std::string>());
-    else for (const auto& c : cols) s.columns.push_back(c.get<std::string>());
+    if (cols.is_string())
+      s.columns.push_back(cols.get<std::string>());
+    else
+      for (const auto& c : cols) s.columns.push_back(c.get<std::string>());
     s.severity = g.value("severity", "error");
     s.params = g;
     gates.push_back(std::move(s));
@@ -106,7 +109,8 @@ ArtifactContext artifact_context(const StreamParts& parts, const std::vector<Gat
     ctx.sink_identity.clear();
   for (const auto& g : gates)
     if (g.type == "row_count" || g.type == "typed_hash") {
-      ctx.refuse_internal = "gate " + g.name + " (" + g.type + ") must see the rows pass through dpone";
+      ctx.refuse_internal =
+          "gate " + g.name + " (" + g.type + ") must see the rows pass through dpone";
       break;
     }
   return ctx;
@@ -131,9 +135,12 @@ DdlRenderer ddl_renderer(Sink& sink, const Schema& schema) {
 
 }  // namespace
 
-Engine::Engine(const Manifest& manifest, const ConnectionResolver& connections, ModuleLoader& loader,
-               EngineOptions options)
-    : manifest_(manifest), connections_(connections), loader_(loader), options_(options),
+Engine::Engine(const Manifest& manifest, const ConnectionResolver& connections,
+               ModuleLoader& loader, EngineOptions options)
+    : manifest_(manifest),
+      connections_(connections),
+      loader_(loader),
+      options_(options),
       run_id_(new_run_id()) {}
 
 json Engine::run(const std::vector<const StreamSpec*>& streams) {
@@ -152,7 +159,8 @@ json Engine::run(const std::vector<const StreamSpec*>& streams) {
     if (interrupt_signal() != 0) interrupted = true;
     if (interrupted) {
       // Streams after an interrupt are not started; the record says so.
-      record["streams"].push_back({{"stream", s->name}, {"status", "not_started"},
+      record["streams"].push_back({{"stream", s->name},
+                                   {"status", "not_started"},
                                    {"note", "the run was interrupted before this stream started"}});
       continue;
     }
@@ -185,7 +193,9 @@ void notify_committed(Source& source, Diagnostics& diagnostics, const Window& wi
 }  // namespace
 
 json Engine::run_stream(const StreamSpec& stream) {
-  json rec{{"stream", stream.name}, {"status", "running"}, {"started_at", now_iso8601()},
+  json rec{{"stream", stream.name},
+           {"status", "running"},
+           {"started_at", now_iso8601()},
            {"batch_rows", options_.batch_rows}};
   const double cpu_t0 = process_cpu_seconds();
   Phases phases(rec);
@@ -208,17 +218,18 @@ json Engine::run_stream(const StreamSpec& stream) {
     StrategySpec strategy = StrategySpec::for_stream(cfg);
     rec["strategy"] = strategy.raw;
     make_stream_parts(parts, stream, manifest_, connections_, loader_, run_id_,
-               [&](int64_t rows, int64_t bytes) {
-                 rec["rows"]["staged"] = rows;
-                 rec["bytes"] = bytes;
-                 console.progress(stream.name, "stage", rows, phases.elapsed());
-                 if (first_batch) {
-                   first_batch = false;
-                   failpoint("during_stage");
-                 }
-                 check_interrupt("during stage");
-               });
-    store = open_state(state_location(cfg, manifest_.base_dir), StateServices{&connections_, &loader_});
+                      [&](int64_t rows, int64_t bytes) {
+                        rec["rows"]["staged"] = rows;
+                        rec["bytes"] = bytes;
+                        console.progress(stream.name, "stage", rows, phases.elapsed());
+                        if (first_batch) {
+                          first_batch = false;
+                          failpoint("during_stage");
+                        }
+                        check_interrupt("during stage");
+                      });
+    store =
+        open_state(state_location(cfg, manifest_.base_dir), StateServices{&connections_, &loader_});
     rec["state_store"] = store->describe();
 
     // One run at a time per stream: the lease is held before anything reads the window
@@ -230,7 +241,8 @@ json Engine::run_stream(const StreamSpec& stream) {
     if (lease->bypassed()) rec["lease"]["bypassed"] = true;
     if (lease->taken_over()) {
       rec["lease"]["taken_over"] = lease->taken_over()->to_json();
-      console.warn(fmt::format("{}: took over the lease of {} (expired, or its process is gone)", stream.name, lease->taken_over()->describe()));
+      console.warn(fmt::format("{}: took over the lease of {} (expired, or its process is gone)",
+                               stream.name, lease->taken_over()->describe()));
     }
 
     phases.begin("window");
@@ -243,11 +255,13 @@ json Engine::run_stream(const StreamSpec& stream) {
       std::string last = state ? state->run_id : "";
       if (receipt->run_id != last && receipt->base_revision == rev) {
         state = store->commit(stream.name, rev, receipt->new_position, receipt->run_id, "recover");
-        rec["recovery"] = {{"from_run", receipt->run_id},
-                           {"rows", receipt->rows},
-                           {"position", receipt->new_position},
-                           {"note", "run " + receipt->run_id +
-                                        " promoted its window but did not commit state; state advanced to its receipt"}};
+        rec["recovery"] = {
+            {"from_run", receipt->run_id},
+            {"rows", receipt->rows},
+            {"position", receipt->new_position},
+            {"note",
+             "run " + receipt->run_id +
+                 " promoted its window but did not commit state; state advanced to its receipt"}};
         console.warn(fmt::format("{}: recovered state from the load receipt of run {}", stream.name,
                                  receipt->run_id));
         Window recovered;
@@ -282,8 +296,9 @@ json Engine::run_stream(const StreamSpec& stream) {
     SchemaDiff diff;
     std::vector<std::string> ddl;
     if (!target.schemaless) {
-      diff = compare_schemas(schema, target.exists ? std::optional<Schema>(target.schema) : std::nullopt, policy,
-                             on_type_change_of(cfg));
+      diff = compare_schemas(schema,
+                             target.exists ? std::optional<Schema>(target.schema) : std::nullopt,
+                             policy, on_type_change_of(cfg));
       rec["schema"] = {{"policy", to_string(policy)},
                        {"on_type_change", to_string(on_type_change_of(cfg))},
                        {"apply", plan_only(cfg) ? "plan_only" : "auto"},
@@ -296,8 +311,10 @@ json Engine::run_stream(const StreamSpec& stream) {
         rec["schema"]["resolutions"] =
             unsafe_resolutions_json(diff, policy, on_type_change_of(cfg), target.name, render);
         throw Error(ErrorCode::SchemaUnsafeChange,
-                    unsafe_changes_message(stream.name, diff, policy, on_type_change_of(cfg), target.name, render),
-                    "run the DDL shown for each change (or make the manifest change shown), then re-run; nothing "
+                    unsafe_changes_message(stream.name, diff, policy, on_type_change_of(cfg),
+                                           target.name, render),
+                    "run the DDL shown for each change (or make the manifest change shown), then "
+                    "re-run; nothing "
                     "was loaded");
       }
       // Routed columns (on_type_change: new_column) are staged and promoted under their
@@ -306,15 +323,18 @@ json Engine::run_stream(const StreamSpec& stream) {
       ddl = parts.sink->render_ddl(schema, diff.to_apply());
       rec["schema"]["ddl"] = ddl;
       rec["schema"]["decision"] = diff.changes.empty() && diff.routes.empty() ? "no change"
-                                  : plan_only(cfg) && !ddl.empty()             ? "plan_only: not applied"
-                                                                               : "apply";
+                                  : plan_only(cfg) && !ddl.empty() ? "plan_only: not applied"
+                                                                   : "apply";
       if (plan_only(cfg) && !ddl.empty())
         throw Error(ErrorCode::SchemaUnsafeChange,
-                    "stream " + stream.name + ": schema_evolution.apply is plan_only and the target needs:\n  " +
+                    "stream " + stream.name +
+                        ": schema_evolution.apply is plan_only and the target needs:\n  " +
                         fmt::format("{}", fmt::join(ddl, "\n  ")),
                     "apply the DDL yourself or set schema_evolution.apply: auto");
     } else {
-      rec["schema"] = {{"policy", "n/a (schemaless target)"}, {"changes", json::array()}, {"ddl", json::array()}};
+      rec["schema"] = {{"policy", "n/a (schemaless target)"},
+                       {"changes", json::array()},
+                       {"ddl", json::array()}};
     }
 
     phases.begin("cleanup");
@@ -337,8 +357,8 @@ json Engine::run_stream(const StreamSpec& stream) {
       phases.begin("stage");
       check_interrupt("before stage");
       auto gates = gates_for(strategy, cfg);
-      ArtifactDecision decision =
-          negotiate(parts.source->produces(), parts.sink->accepts(), artifact_context(parts, gates));
+      ArtifactDecision decision = negotiate(parts.source->produces(), parts.sink->accepts(),
+                                            artifact_context(parts, gates));
       rec["artifact"] = decision.to_json();
       ExtractOptions eo;
       eo.batch_rows = options_.batch_rows;
@@ -369,8 +389,9 @@ json Engine::run_stream(const StreamSpec& stream) {
       for (const auto& r : results) {
         if (r.passed) continue;
         const auto& cols = gates[&r - &results[0]].columns;
-        std::string what = fmt::format("gate {} ({}{}) failed: {} rows", r.name, r.type,
-                                       cols.empty() ? "" : fmt::format(" on {}", fmt::join(cols, ", ")), r.failing_rows);
+        std::string what = fmt::format(
+            "gate {} ({}{}) failed: {} rows", r.name, r.type,
+            cols.empty() ? "" : fmt::format(" on {}", fmt::join(cols, ", ")), r.failing_rows);
         if (!r.detail.empty()) what += " (" + r.detail + ")";
         if (!r.samples.empty()) what += fmt::format("; e.g. {}", fmt::join(r.samples, "; "));
         if (r.severity == "warn") {
@@ -384,16 +405,21 @@ json Engine::run_stream(const StreamSpec& stream) {
         failed.push_back(what);
       }
       if (failed_code)
-        throw Error(*failed_code, "stream " + stream.name + ": " + fmt::format("{}", fmt::join(failed, "\n  ")),
-                    "the target and state are unchanged; fix the source data, the key, or the gate in the stream's quality list");
+        throw Error(*failed_code,
+                    "stream " + stream.name + ": " + fmt::format("{}", fmt::join(failed, "\n  ")),
+                    "the target and state are unchanged; fix the source data, the key, or the gate "
+                    "in the stream's quality list");
       if (strategy.mode == StrategyMode::FullRefresh && !strategy.allow_shrink && target.rows &&
-          *target.rows > 0 && staged->rows < strategy.shrink_guard_ratio * static_cast<double>(*target.rows)) {
-        throw Error(ErrorCode::ShrinkRefused,
-                    fmt::format("stream {}: refusing to replace {} ({} rows) with {} rows", stream.name,
-                                target.name, *target.rows, staged->rows),
-                    fmt::format("a full_refresh may not shrink a non-empty target below {:.0f}% of its rows; "
-                                "set sink.strategy.allow_shrink: true if this is intended",
-                                strategy.shrink_guard_ratio * 100));
+          *target.rows > 0 &&
+          staged->rows < strategy.shrink_guard_ratio * static_cast<double>(*target.rows)) {
+        throw Error(
+            ErrorCode::ShrinkRefused,
+            fmt::format("stream {}: refusing to replace {} ({} rows) with {} rows", stream.name,
+                        target.name, *target.rows, staged->rows),
+            fmt::format(
+                "a full_refresh may not shrink a non-empty target below {:.0f}% of its rows; "
+                "set sink.strategy.allow_shrink: true if this is intended",
+                strategy.shrink_guard_ratio * 100));
       }
       failpoint("after_gates");
 
@@ -408,15 +434,22 @@ json Engine::run_stream(const StreamSpec& stream) {
       req.strategy = strategy;
       req.changes = diff.to_apply();
       req.source_schema = schema;
-      req.receipt = LoadReceipt{stream.name, run_id_, base_revision, window.to_json(),
-                                parts.source->next_position(window), staged->rows, now_iso8601()};
+      req.receipt = LoadReceipt{stream.name,
+                                run_id_,
+                                base_revision,
+                                window.to_json(),
+                                parts.source->next_position(window),
+                                staged->rows,
+                                now_iso8601()};
       // A store in the sink's own database is committed by the sink, inside the
       // promotion transaction (exactly-once: data, receipt and state together).
       if (auto target = store->transactional_target())
-        req.state_commit = StateCommitRequest{*target, stream.name, base_revision, req.receipt.new_position,
-                                              run_id_, "commit"};
+        req.state_commit = StateCommitRequest{
+            *target, stream.name, base_revision, req.receipt.new_position, run_id_, "commit"};
       PromoteResult pr = parts.sink->promote(*staged, req);
-      rec["promotion"] = {{"atomic", pr.atomic}, {"sql", pr.sql}, {"state_committed", pr.state_committed.has_value()}};
+      rec["promotion"] = {{"atomic", pr.atomic},
+                          {"sql", pr.sql},
+                          {"state_committed", pr.state_committed.has_value()}};
       rec["rows"]["inserted"] = pr.inserted;
       rec["rows"]["updated"] = pr.updated;
       rec["rows"]["deleted"] = pr.deleted;
@@ -435,9 +468,11 @@ json Engine::run_stream(const StreamSpec& stream) {
       failpoint("before_state_commit");
       if (pr.state_committed) {
         rec["state_after"] = pr.state_committed->to_json();
-        rec["state_commit"] = "with the data, in the promotion transaction (" + store->describe() + ")";
+        rec["state_commit"] =
+            "with the data, in the promotion transaction (" + store->describe() + ")";
       } else {
-        auto after = store->commit(stream.name, base_revision, req.receipt.new_position, run_id_, "commit");
+        auto after =
+            store->commit(stream.name, base_revision, req.receipt.new_position, run_id_, "commit");
         rec["state_after"] = after.to_json();
         rec["state_commit"] = "after promotion (" + store->describe() + ")";
       }
@@ -459,16 +494,23 @@ json Engine::run_stream(const StreamSpec& stream) {
     // A breached delete guard or post-load check: its counters, with "applied": false.
     if (const auto* re = dynamic_cast<const ReconcileError*>(&e))
       rec["reconciliation"] = re->reconciliation();
-    rec["error"] = {{"code", e.code_name()}, {"message", e.what()}, {"hint", e.hint()},
-                    {"retryable", e.retryable()}, {"phase", phase},
+    rec["error"] = {{"code", e.code_name()},
+                    {"message", e.what()},
+                    {"hint", e.hint()},
+                    {"retryable", e.retryable()},
+                    {"phase", phase},
                     {"exit_code", interrupted ? interrupt_exit_code() : exit_code_for(e.code())}};
   } catch (const std::exception& e) {
     console.clear_progress();
     std::string phase = phases.current();
     phases.end();
     rec["status"] = "failed";
-    rec["error"] = {{"code", "INTERNAL"}, {"message", e.what()}, {"hint", "this is a bug in dpone; please report it"},
-                    {"retryable", false}, {"phase", phase}, {"exit_code", 1}};
+    rec["error"] = {{"code", "INTERNAL"},
+                    {"message", e.what()},
+                    {"hint", "this is a bug in dpone; please report it"},
+                    {"retryable", false},
+                    {"phase", phase},
+                    {"exit_code", 1}};
   }
   if (staged && parts.sink) {
     // A failed run drops its staging before it ends (best effort: a sink that cannot
@@ -510,7 +552,8 @@ json Engine::plan_stream(const StreamSpec& stream) {
     auto where = state_location(cfg, manifest_.base_dir);
     auto store = open_state_if_exists(where, StateServices{&connections_, &loader_});
     std::optional<StreamState> state = store ? store->get(stream.name) : std::nullopt;
-    p["state_store"] = (store ? store->describe() : where.describe()) + (store ? "" : " (not created yet)");
+    p["state_store"] =
+        (store ? store->describe() : where.describe()) + (store ? "" : " (not created yet)");
     p["state"] = state_json(state);
     json position = state ? state->position : json();
     if (auto receipt = parts.sink->latest_receipt()) {
@@ -518,7 +561,8 @@ json Engine::plan_stream(const StreamSpec& stream) {
       if (receipt->run_id != (state ? state->run_id : "") && receipt->base_revision == rev) {
         position = receipt->new_position;
         p["warnings"].push_back("run " + receipt->run_id +
-                                " promoted but did not commit state; the run will recover its position from the receipt");
+                                " promoted but did not commit state; the run will recover its "
+                                "position from the receipt");
       }
     }
     Window window = parts.source->plan_window(position);
@@ -526,19 +570,22 @@ json Engine::plan_stream(const StreamSpec& stream) {
     Schema schema = parts.source->discover();
     p["source_schema"] = schema_json(schema);
     TargetInfo target = parts.sink->inspect();
-    p["target"] = {{"name", target.name}, {"exists", target.exists}, {"server", target.server},
+    p["target"] = {{"name", target.name},
+                   {"exists", target.exists},
+                   {"server", target.server},
                    {"capabilities", target.capabilities}};
     if (target.rows) p["target"]["rows"] = *target.rows;
     EvolutionPolicy policy = policy_of(cfg);
     if (!target.schemaless) {
       SchemaDiff diff = compare_schemas(
-          schema, target.exists ? std::optional<Schema>(target.schema) : std::nullopt, policy, on_type_change_of(cfg));
+          schema, target.exists ? std::optional<Schema>(target.schema) : std::nullopt, policy,
+          on_type_change_of(cfg));
       p["schema"] = {{"policy", to_string(policy)},
                      {"on_type_change", to_string(on_type_change_of(cfg))},
                      {"apply", plan_only(cfg) ? "plan_only" : "auto"},
                      {"changes", diff.to_json()},
                      {"routed", diff.routes_json()},
-                     {"decision", diff.has_unsafe() ? "fail"
+                     {"decision", diff.has_unsafe()                               ? "fail"
                                   : (diff.changes.empty() && diff.routes.empty()) ? "no change"
                                                                                   : "apply"}};
       if (diff.has_unsafe()) {
@@ -546,19 +593,22 @@ json Engine::plan_stream(const StreamSpec& stream) {
         DdlRenderer render = ddl_renderer(*parts.sink, schema);
         p["schema"]["resolutions"] =
             unsafe_resolutions_json(diff, policy, on_type_change_of(cfg), target.name, render);
-        p["warnings"].push_back(
-            unsafe_changes_message(stream.name, diff, policy, on_type_change_of(cfg), target.name, render));
+        p["warnings"].push_back(unsafe_changes_message(
+            stream.name, diff, policy, on_type_change_of(cfg), target.name, render));
       } else {
         schema = diff.route(schema);
         p["schema"]["ddl"] = parts.sink->render_ddl(schema, diff.to_apply());
         if (plan_only(cfg) && !p["schema"]["ddl"].empty()) {
           p["schema"]["decision"] = "plan_only: not applied";
-          p["warnings"].push_back("stream " + stream.name +
-                                  ": schema_evolution.apply is plan_only: the run will fail and not apply the DDL");
+          p["warnings"].push_back(
+              "stream " + stream.name +
+              ": schema_evolution.apply is plan_only: the run will fail and not apply the DDL");
         }
       }
     } else {
-      p["schema"] = {{"policy", "n/a (schemaless target)"}, {"changes", json::array()}, {"ddl", json::array()},
+      p["schema"] = {{"policy", "n/a (schemaless target)"},
+                     {"changes", json::array()},
+                     {"ddl", json::array()},
                      {"decision", "no change"}};
     }
     p["artifact"] = negotiate(parts.source->produces(), parts.sink->accepts(),
@@ -567,7 +617,8 @@ json Engine::plan_stream(const StreamSpec& stream) {
     p["steps"] = parts.sink->describe_promotion(strategy, schema);
     json gates = json::array();
     for (const auto& g : gates_for(strategy, cfg))
-      gates.push_back({{"name", g.name}, {"type", g.type}, {"columns", g.columns}, {"severity", g.severity}});
+      gates.push_back(
+          {{"name", g.name}, {"type", g.type}, {"columns", g.columns}, {"severity", g.severity}});
     p["gates"] = gates;
     if (window.empty) p["warnings"].push_back("no new data: the run will load 0 rows");
     p["status"] = "ok";

@@ -9,8 +9,8 @@
 
 #include <fmt/format.h>
 
-#include "core/util/failpoint.hpp"
 #include "ch_support.hpp"
+#include "core/util/failpoint.hpp"
 #include "harness.hpp"
 
 namespace {

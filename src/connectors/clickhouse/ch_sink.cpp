@@ -190,7 +190,8 @@ class ChSink : public Sink {
 
   // --- run-time -------------------------------------------------------------------
 
-  std::vector<std::string> cleanup_abandoned(const std::vector<std::string>& live_run_ids) override {
+  std::vector<std::string> cleanup_abandoned(
+      const std::vector<std::string>& live_run_ids) override {
     Client& db = client(ErrorCode::SinkUnavailable);
     std::vector<std::string> removed = repair_swap(db);
     const std::string mine = ch::sanitize_run_id(run_id_);
@@ -713,7 +714,8 @@ class ChSink : public Sink {
         }
       }
     };
-    pump(db, insert, settings, refill, [&] { return rewrite ? transcoder.rows() : rows; }, staged);
+    pump(
+        db, insert, settings, refill, [&] { return rewrite ? transcoder.rows() : rows; }, staged);
     return rewrite ? transcoder.rows() : rows;
   }
 
@@ -734,7 +736,8 @@ class ChSink : public Sink {
         transcoder.feed(std::string_view(raw.data(), n), out);
       }
     };
-    pump(db, insert, settings, refill, [&] { return transcoder.rows(); }, staged);
+    pump(
+        db, insert, settings, refill, [&] { return transcoder.rows(); }, staged);
     return transcoder.rows();
   }
 

@@ -26,8 +26,6 @@ bool unwrap(std::string_view& s, std::string_view wrapper) {
   return false;
 }
 
-
-
 }  // namespace
 
 std::optional<SubsecondPolicy> parse_subsecond_policy(std::string_view text) {

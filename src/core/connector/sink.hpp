@@ -53,7 +53,7 @@ struct SinkContext {
 };
 
 struct TargetInfo {
-  std::string name;             // e.g. "main.customers" or a file path
+  std::string name;  // e.g. "main.customers" or a file path
   bool exists = false;
   bool schemaless = false;      // no enforced schema (files): evolution does not apply
   Schema schema;                // valid when exists and not schemaless
@@ -72,8 +72,8 @@ struct StagedLoad {
 };
 
 struct GateSpec {
-  std::string name;              // e.g. "merge_key_not_null"
-  std::string type;              // a type of kSqlGateTypes (core/connector/sql_gates.hpp)
+  std::string name;  // e.g. "merge_key_not_null"
+  std::string type;  // a type of kSqlGateTypes (core/connector/sql_gates.hpp)
   std::vector<std::string> columns;
   std::string severity = "error";  // error | warn
   nlohmann::json params;
@@ -129,8 +129,8 @@ struct PromoteResult {
   // unchanged, deleted, reactivated; the delete policy, guards and the as-of time written
   // into system columns (docs/reconciliation.md). Null for the other strategies.
   nlohmann::json reconciliation;
-  bool atomic = false;             // DDL + data + receipt committed together
-  std::vector<std::string> sql;    // statements executed, in order
+  bool atomic = false;           // DDL + data + receipt committed together
+  std::vector<std::string> sql;  // statements executed, in order
   // The state as committed with the data (request.state_commit done in the promotion
   // transaction); nullopt when the sink did not commit state.
   std::optional<StreamState> state_committed;
@@ -173,7 +173,8 @@ class Sink {
   // Removes staging objects left by earlier runs that died. Returns what was removed.
   // Staging named after a run of `live_run_ids` (runs that hold a live lease in the
   // state store, this run included) belongs to a run still working and is kept.
-  virtual std::vector<std::string> cleanup_abandoned(const std::vector<std::string>& live_run_ids) = 0;
+  virtual std::vector<std::string> cleanup_abandoned(
+      const std::vector<std::string>& live_run_ids) = 0;
   virtual StagedLoad stage(Artifact artifact, const Schema& source_schema) = 0;
   virtual std::vector<GateResult> check(const StagedLoad& staged,
                                         const std::vector<GateSpec>& gates) = 0;

@@ -13,17 +13,17 @@
 namespace dpone {
 
 inline constexpr std::array<std::string_view, 11> kFailpoints = {
-    "after_discover",      // schema discovered, window planned; nothing written
-    "after_cleanup",       // abandoned staging of earlier runs removed
-    "during_stage",        // after the first batch reached staging
-    "after_stage",         // staging complete, gates not yet run
-    "after_gates",         // gates passed
-    "before_promote",      // about to open the promotion transaction
-    "inside_promote",      // DDL, data and receipt written, COMMIT not yet issued
-    "after_promote",       // promotion committed, state not yet committed
-    "before_state_commit", // right before the compare-and-set of the new position
-    "after_state_commit",  // state committed, run record not yet written
-    "before_run_record",   // staging dropped, run record about to be written
+    "after_discover",       // schema discovered, window planned; nothing written
+    "after_cleanup",        // abandoned staging of earlier runs removed
+    "during_stage",         // after the first batch reached staging
+    "after_stage",          // staging complete, gates not yet run
+    "after_gates",          // gates passed
+    "before_promote",       // about to open the promotion transaction
+    "inside_promote",       // DDL, data and receipt written, COMMIT not yet issued
+    "after_promote",        // promotion committed, state not yet committed
+    "before_state_commit",  // right before the compare-and-set of the new position
+    "after_state_commit",   // state committed, run record not yet written
+    "before_run_record",    // staging dropped, run record about to be written
 };
 
 // Triggers the failpoint `name` if DPONE_FAILPOINTS arms it. Throws Error(Internal)
