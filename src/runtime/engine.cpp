@@ -248,6 +248,19 @@ json Engine::run_stream(const StreamSpec& stream) {
     phases.begin("window");
     auto state = store->get(stream.name);
     rec["state_before"] = state_json(state);
+    // Runs that hold a lease in the state store (this run among them): not dead.
+    auto live_runs = [&] {
+      std::vector<std::string> live{run_id_};
+      for (const auto& l : store->live_leases()) live.push_back(l.run_id);
+      return live;
+    };
+    {
+      // A promotion a dead run of this stream left undecided gets its receipt (or is
+      // undone) before receipts are read.
+      auto decided = parts.sink->recover_promotions(live_runs());
+      for (const auto& d : decided) console.warn(stream.name + ": " + d);
+      if (!decided.empty()) rec["promotion_recovery"] = decided;
+    }
     // Recovery: a receipt newer than the state, written by a run that promoted and
     // then died before its state commit, advances the state instead of reloading.
     if (auto receipt = parts.sink->latest_receipt()) {
@@ -342,9 +355,7 @@ json Engine::run_stream(const StreamSpec& stream) {
     {
       // Staging of runs that still hold a lease (another stream into the same target) is
       // not abandoned; this run's own lease is among them.
-      std::vector<std::string> live{run_id_};
-      for (const auto& l : store->live_leases()) live.push_back(l.run_id);
-      rec["cleanup"] = parts.sink->cleanup_abandoned(live);
+      rec["cleanup"] = parts.sink->cleanup_abandoned(live_runs());
     }
     failpoint("after_cleanup");
 

@@ -1,4 +1,5 @@
-// Two runs of one stream at once (issue 24, acceptance 1), on SQLite and PostgreSQL:
+// Two runs of one stream at once (issue 24, acceptance 1), on SQLite, PostgreSQL and
+// ClickHouse (whose promotion is no transaction: an intent and a compare-and-set):
 //   - started at the same instant, 50 times: exactly one loads the new file, the other
 //     fails with STREAM_BUSY (or, started a moment after the first finished, finds no new
 //     data); never a duplicate, never a dropped staging table of the live run;
@@ -15,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "ch_support.hpp"
 #include "pg_support.hpp"
 
 namespace {
@@ -22,18 +24,25 @@ namespace {
 using namespace e2e;
 using json = nlohmann::json;
 
-// Which sink the stream writes: "sqlite" (target.db in the project) or "postgres" (a
-// scratch schema of the test service).
+// Which sink the stream writes: "sqlite" (target.db in the project), "postgres" (a
+// scratch schema of the test service) or "clickhouse" (a scratch database).
 struct Target {
   std::string kind;
   std::unique_ptr<PgSchema> schema;
+  std::unique_ptr<clickhouse::ChDatabase> chdb;
 
   std::string sink_yaml(const std::string& table) const {
     if (kind == "sqlite") return "{connector: sqlite, path: target.db, table: " + table + ", strategy: {mode: append}}";
+    if (kind == "clickhouse")
+      return "{connector: clickhouse, connection: ch, table: " + table + ", strategy: {mode: append}}";
     return "{connector: postgres, connection: pg, schema: " + schema->name() + ", table: " + table +
            ", strategy: {mode: append}}";
   }
   std::map<std::string, std::string> env(std::map<std::string, std::string> more = {}) const {
+    if (kind == "clickhouse") {
+      for (auto& [k, v] : clickhouse::ch_env(chdb->name())) more[k] = v;
+      return more;
+    }
     return kind == "sqlite" ? more : pg_env(std::move(more));
   }
   // "rows,distinct ids" of the target table.
@@ -51,7 +60,11 @@ struct Target {
       }
       return fmt::format("{},{}", rows, ids.size());
     }
-    std::string out = psql(fmt::format("SELECT count(*) || ',' || count(DISTINCT id) FROM {}.{};", schema->name(), table));
+    std::string out =
+        kind == "clickhouse"
+            ? clickhouse::chq(fmt::format("SELECT concat(toString(count()), ',', toString(uniqExact(id))) FROM {}.{}",
+                                          chdb->name(), table))
+            : psql(fmt::format("SELECT count(*) || ',' || count(DISTINCT id) FROM {}.{};", schema->name(), table));
     while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
     return out;
   }
@@ -62,8 +75,12 @@ struct Target {
         if (t.find("__dpone_stg_") != std::string::npos) out.push_back(t);
       return out;
     }
-    std::istringstream in(psql(fmt::format(
-        "SELECT tablename FROM pg_tables WHERE schemaname = '{}' AND tablename LIKE '%dpone_stg%';", schema->name())));
+    std::istringstream in(
+        kind == "clickhouse"
+            ? clickhouse::chq(fmt::format(
+                  "SELECT name FROM system.tables WHERE database = '{}' AND name LIKE '%dpone_stg%'", chdb->name()))
+            : psql(fmt::format("SELECT tablename FROM pg_tables WHERE schemaname = '{}' AND tablename LIKE '%dpone_stg%';",
+                               schema->name())));
     std::string line;
     while (std::getline(in, line))
       if (!line.empty()) out.push_back(line);
@@ -85,6 +102,10 @@ class Lease : public ::testing::TestWithParam<std::string> {
       REQUIRE_PG();
       target_.schema = std::make_unique<PgSchema>("dpone_lease_");
     }
+    if (target_.kind == "clickhouse") {
+      REQUIRE_CH();
+      target_.chdb = std::make_unique<clickhouse::ChDatabase>();
+    }
   }
   void write_manifest(const fs::path& dir) {
     write_file(dir / "manifest.yaml",
@@ -97,7 +118,7 @@ class Lease : public ::testing::TestWithParam<std::string> {
   Target target_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Sinks, Lease, ::testing::Values("sqlite", "postgres"),
+INSTANTIATE_TEST_SUITE_P(Sinks, Lease, ::testing::Values("sqlite", "postgres", "clickhouse"),
                          [](const auto& info) { return info.param; });
 
 bool loaded(const Result& r, int rows) {

@@ -330,17 +330,19 @@ Case csv_to_pg_append() {
   return c;
 }
 
-Case files_to_clickhouse_append() {
+Case files_to_clickhouse(const std::string& mode) {
   auto src = std::make_shared<FilesSource>();
   auto db = std::make_shared<clickhouse::ChDatabase>();
   Case c;
-  c.name = "files_clickhouse_append";
+  c.name = "files_clickhouse_" + mode;
   c.env = clickhouse::ch_env(db->name());
-  c.prepare = [](const fs::path& dir) {
+  c.updates = mode == "merge";
+  c.prepare = [mode](const fs::path& dir) {
     write_file(dir / "manifest.yaml",
                manifest(FilesSource::yaml(),
                         "      connector: clickhouse\n      connection: ch\n      table: items\n"
-                        "      order_by: [id]\n      strategy: {mode: append}\n"));
+                        "      order_by: [id]\n      strategy: {mode: " +
+                            mode + (mode == "merge" ? ", unique_key: [id]" : "") + "}\n"));
   };
   c.add = [src](const fs::path& dir, int64_t from, int64_t to, const std::map<int64_t, int>& ch,
                 int n) { src->add(dir, from, to, ch, n); };
@@ -704,7 +706,11 @@ TEST(RandomKill, CsvToPgAppend) {
 // Only in scripts/random-kill.sh (--gtest_also_run_disabled_tests): the other sinks.
 TEST(RandomKill, DISABLED_FilesToClickhouseAppend) {
   REQUIRE_CH();
-  run_case(files_to_clickhouse_append());
+  run_case(files_to_clickhouse("append"));
+}
+TEST(RandomKill, DISABLED_FilesToClickhouseMerge) {
+  REQUIRE_CH();
+  run_case(files_to_clickhouse("merge"));
 }
 TEST(RandomKill, DISABLED_SqliteToFilesAppend) {
   run_case(sqlite_to_files_append());

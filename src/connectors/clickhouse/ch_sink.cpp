@@ -8,13 +8,16 @@
 //               sub-second timestamp fields are rewritten). Staged rows are counted on the
 //               server and must equal the rows sent.
 //   check    -> not_null / unique as SQL on the staging table
-//   promote  -> every strategy builds the complete next generation of the target in a
-//               shadow table `<table>__dpone_new_<run>` (the target's parts are shared by
-//               hard links through ATTACH PARTITION ... FROM, so nothing is copied), and
-//               the next generation of the receipts table `<table>__dpone__loads` beside
-//               it; one multi-table RENAME then swaps receipts and data together.
-//               ClickHouse has no transactions: README.md "Crash safety" gives the argument
-//               and repair_swap() completes or undoes a swap a crash interrupted.
+//   promote  -> append, merge, replace and partition_replace change the live target in
+//               place (INSERT ... SELECT from staging, which feeds the target's
+//               materialized views; DELETE mutations; REPLACE PARTITION), so rows that
+//               other writers insert meanwhile are kept; full_refresh and the first load
+//               build the complete table beside the target and swap it in with RENAME.
+//               ClickHouse has no transactions: before the target changes, an intent row
+//               (`<table>__dpone_pending_<run>`) records how to tell afterwards whether the
+//               change landed, the receipt is inserted after it, and a run that finds the
+//               intent of a dead run decides from it (recover_promotions(); README.md
+//               "Concurrent writers and crash safety").
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -43,9 +46,13 @@ constexpr int kMaxSamples = 5;
 constexpr const char* kStagingInfix = "__dpone_stg_";
 constexpr const char* kShadowInfix = "__dpone_new_";
 constexpr const char* kOldInfix = "__dpone_old_";
+constexpr const char* kPendingInfix = "__dpone_pending_";
 constexpr const char* kLoadsSuffix = "__dpone__loads";
-constexpr const char* kLoadsNewInfix = "__dpone__loads_new_";
-constexpr const char* kLoadsOldInfix = "__dpone__loads_old_";
+constexpr const char* kReceiptColumns =
+    "stream String, run_id String, base_revision Int64, window String, new_position String, "
+    "rows Int64, loaded_at String";
+constexpr const char* kReceiptNames =
+    "stream, run_id, base_revision, window, new_position, rows, loaded_at";
 
 std::string join_quoted(const std::vector<std::string>& names) {
   std::vector<std::string> out;
@@ -106,7 +113,6 @@ class ChSink : public Sink {
 
   TargetInfo inspect() override {
     Client& db = client(ErrorCode::SinkUnavailable);
-    repair_swap(db);
     TargetInfo info;
     info.name = db_ + "." + table_;
     info.server = "ClickHouse " + db.version();
@@ -114,8 +120,9 @@ class ChSink : public Sink {
     info.capabilities = {
         "HTTP INSERT ... FORMAT TabSeparated, streamed (chunked)",
         "pg_copy_binary and pg_copy_text transcoding",
-        f.exchange ? "EXCHANGE TABLES available (dpone swaps with RENAME)"
-                   : "multi-table RENAME swap (no EXCHANGE TABLES)",
+        "INSERT ... SELECT into the live target (feeds its materialized views)",
+        f.exchange ? "EXCHANGE TABLES available (full_refresh swaps with RENAME)"
+                   : "multi-table RENAME swap for full_refresh (no EXCHANGE TABLES)",
         "ATTACH/REPLACE PARTITION ... FROM (hard-linked parts)",
         f.lightweight_delete ? "mutations (ALTER ... DELETE), lightweight DELETE available"
                              : "ALTER ... DELETE mutations, waited for (no lightweight DELETE)",
@@ -164,18 +171,19 @@ class ChSink : public Sink {
     plan.live = false;
     plan.exists = ch::table_exists(db, db_, table_);
     plan.staging = staging_name();
-    run_promotion(db, plan, strategy, source_schema, {}, nullptr, out);
+    PromoteRequest request;
+    request.strategy = strategy;
+    request.source_schema = source_schema;
+    run_promotion(db, plan, request, out);
     return out;
   }
 
   std::optional<LoadReceipt> latest_receipt() override {
     Client& db = client(ErrorCode::SinkUnavailable);
-    repair_swap(db);
     if (!ch::table_exists(db, db_, loads_name())) return std::nullopt;
     ch::Rows r = db.rows(fmt::format(
-        "SELECT stream, run_id, base_revision, window, new_position, rows, loaded_at FROM {} "
-        "WHERE stream = {} ORDER BY loaded_at DESC, run_id DESC LIMIT 1",
-        qualified(loads_name()), quote_literal(stream_)));
+        "SELECT {} FROM {} WHERE stream = {} ORDER BY loaded_at DESC, run_id DESC LIMIT 1",
+        kReceiptNames, qualified(loads_name()), quote_literal(stream_)));
     if (r.empty() || r[0].size() < 7) return std::nullopt;
     LoadReceipt out;
     out.stream = r[0][0];
@@ -193,10 +201,17 @@ class ChSink : public Sink {
   std::vector<std::string> cleanup_abandoned(
       const std::vector<std::string>& live_run_ids) override {
     Client& db = client(ErrorCode::SinkUnavailable);
-    std::vector<std::string> removed = repair_swap(db);
+    std::vector<std::string> removed;
     const std::string mine = ch::sanitize_run_id(run_id_);
-    for (const auto& name : dpone_tables(db)) {
+    // An intent and the tables of its run wait for recover_promotions() of their stream.
+    auto tables = dpone_tables(db);
+    std::vector<std::string> undecided;
+    for (const auto& name : tables)
+      if (name.rfind(pending_prefix(), 0) == 0)
+        undecided.push_back(name.substr(pending_prefix().size()));
+    for (const auto& name : tables) {
       if (name == loads_name()) continue;
+      if (names_live_run(name, undecided, [](const std::string& s) { return s; })) continue;
       if (name.size() >= mine.size() &&
           name.compare(name.size() - mine.size(), mine.size(), mine) == 0)
         continue;
@@ -347,23 +362,38 @@ class ChSink : public Sink {
     plan.staged_rows = staged.rows;
     plan.same_as_target = staged.details.value("same_as_target", false);
     try {
-      run_promotion(db, plan, request.strategy, request.source_schema, request.changes,
-                    &request.receipt, result.sql);
+      run_promotion(db, plan, request, result.sql);
     } catch (...) {
-      drop_quietly(db, shadow_name());
-      drop_quietly(db, loads_new_name());
+      if (plan.target_touched) {
+        // The outcome is for the next run to decide from the intent (recover_promotions):
+        // the intent, the staging and the shadow stay.
+        keep_staging_ = true;
+      } else {
+        drop_quietly(db, shadow_name());
+        drop_quietly(db, pending_name(suffix()));
+      }
       throw;
     }
     result.inserted = plan.inserted;
     result.updated = plan.updated;
     result.deleted = plan.deleted;
-    // One RENAME swaps data and receipt; an interrupted swap is completed or undone by
-    // the next run before it reads receipts (README.md "Crash safety").
-    result.atomic = true;
+    // Data and receipt are not one transaction, but the intent makes them one outcome as
+    // seen by the next run (recover_promotions). What readers see meanwhile depends on the
+    // strategy (README.md "Concurrent writers and crash safety").
+    result.atomic = false;
     return result;
   }
 
   void abort(const StagedLoad& staged) noexcept override {
+    if (keep_staging_) {  // an undecided promotion's intent needs it
+      if (diagnostics_)
+        diagnostics_->warn(fmt::format(
+            "{}: the promotion stopped after it began to change {}.{}; staging {} is kept: the "
+            "next run decides from {}.{} whether the change landed (README.md \"Concurrent "
+            "writers and crash safety\")",
+            where_, db_, table_, staged.staging_name, db_, pending_name(suffix())));
+      return;
+    }
     try {
       Client& db = client(ErrorCode::SinkUnavailable);
       db.exec("DROP TABLE IF EXISTS " + qualified(staged.staging_name));
@@ -372,12 +402,86 @@ class ChSink : public Sink {
     }
   }
 
+  // Decides every promotion of this stream that a dead run began and did not finish, from
+  // the run's intent: waits until the server has finished the run's statements, then runs
+  // the intent's check. A change that landed gets its receipt (the runtime then advances
+  // the state from it, nothing is loaded twice); one that did not land is left for this
+  // run to load again; an append that stopped part-way (the server failed inside the
+  // INSERT) cannot be decided and stops the run with what to do.
+  std::vector<std::string> recover_promotions(
+      const std::vector<std::string>& live_run_ids) override {
+    Client& db = client(ErrorCode::SinkUnavailable);
+    std::vector<std::string> done;
+    for (const auto& name : dpone_tables(db)) {
+      if (name.rfind(pending_prefix(), 0) != 0) continue;
+      const std::string run = name.substr(pending_prefix().size());
+      if (run == suffix() || names_live_run(name, live_run_ids, ch::sanitize_run_id)) continue;
+      ch::Rows r =
+          db.rows(fmt::format("SELECT {}, mode, staging, check_sql, landed, unchanged FROM {}",
+                              kReceiptNames, qualified(name)));
+      if (r.empty()) {  // died between creating the intent and writing it: nothing changed
+        db.exec("DROP TABLE IF EXISTS " + qualified(name));
+        done.push_back(fmt::format("{}.{}: an empty intent of run {} dropped", db_, name, run));
+        continue;
+      }
+      const auto& p = r[0];
+      if (p.size() < 12 || p[0] != stream_) continue;  // another stream's
+      const std::string& run_id = p[1];
+      wait_queries(db, run);
+      wait_mutations(db, table_);
+      const std::string target = qualified(table_);
+      const std::string old = table_ + kOldInfix + run;
+      if (!ch::table_exists(db, db_, table_) && ch::table_exists(db, db_, old)) {
+        // A swap that stopped between its two renames: the old generation goes back.
+        db.exec(fmt::format("RENAME TABLE {} TO {}", qualified(old), target));
+      }
+      std::string outcome;
+      bool committed = ch::table_exists(db, db_, loads_name()) &&
+                       db.int64(fmt::format("SELECT count() FROM {} WHERE run_id = {}",
+                                            qualified(loads_name()), quote_literal(run_id))) > 0;
+      if (committed) {
+        outcome = "its receipt was committed";
+      } else {
+        const std::string seen = db.value(p[9]).value_or("");
+        if (seen == p[10]) {
+          db.exec(fmt::format("INSERT INTO {} ({}) VALUES ({}, {}, {}, {}, {}, {}, {})",
+                              qualified(loads_name()), kReceiptNames, quote_literal(p[0]),
+                              quote_literal(p[1]), p[2], quote_literal(p[3]), quote_literal(p[4]),
+                              p[5], quote_literal(p[6])));
+          outcome = fmt::format("its {} landed; its receipt is written now", p[7]);
+        } else if (p[11].empty() || seen == p[11]) {
+          outcome = fmt::format("its {} did not land; the window loads again", p[7]);
+        } else {
+          throw Error(
+              ErrorCode::PromoteFailed,
+              fmt::format("{}: run {} stopped inside its INSERT into {}.{} (the server failed or "
+                          "refused it part-way): the target holds {} rows of the window where it "
+                          "held {} before and would hold {} with all of it, so dpone cannot tell "
+                          "which rows to add without duplicating any",
+                          where_, run_id, db_, table_, seen, p[11], p[10]),
+              fmt::format("the staged rows are in {}.{}; either delete the rows that landed (the "
+                          "rows of {} equal to a staged row) or insert the missing ones, then "
+                          "insert the run's receipt (the row of {}.{}) into {}.{} and drop {}.{}",
+                          db_, p[8], table_, db_, name, db_, loads_name(), db_, name));
+        }
+      }
+      for (const auto& t : {p[8], table_ + kShadowInfix + run, old})
+        db.exec("DROP TABLE IF EXISTS " + qualified(t));
+      db.exec("DROP TABLE IF EXISTS " + qualified(name));
+      done.push_back(fmt::format("{}.{}: the promotion of run {} was interrupted; {}", db_, table_,
+                                 run_id, outcome));
+    }
+    return done;
+  }
+
  private:
   struct Plan {
     bool live = false;
     bool exists = false;
     bool same_as_target = false;
+    bool target_touched = false;  // a statement that changes the target was sent
     std::string staging;
+    std::string insert_where;  // append with only_new_rows: the rows to insert
     int64_t staged_rows = 0;
     int64_t inserted = 0, updated = 0, deleted = 0;
   };
@@ -408,8 +512,11 @@ class ChSink : public Sink {
   std::string shadow_name() const { return table_ + kShadowInfix + suffix(); }
   std::string old_name() const { return table_ + kOldInfix + suffix(); }
   std::string loads_name() const { return table_ + kLoadsSuffix; }
-  std::string loads_new_name() const { return table_ + kLoadsNewInfix + suffix(); }
-  std::string loads_old_name() const { return table_ + kLoadsOldInfix + suffix(); }
+  std::string pending_prefix() const { return table_ + kPendingInfix; }
+  std::string pending_name(const std::string& run) const { return pending_prefix() + run; }
+  // The query_id of this run's statements that change the target: recovery waits until
+  // the server has none of a dead run's left (a statement goes on after its client died).
+  std::string query_id(const char* step) const { return "dpone_" + suffix() + "_" + step; }
 
   // Every table of this target dpone created except the target itself.
   std::vector<std::string> dpone_tables(Client& db) {
@@ -430,52 +537,25 @@ class ChSink : public Sink {
     }
   }
 
-  // Completes or undoes a swap that a crash interrupted (README.md "Crash safety"). The
-  // receipt decides: a shadow whose run has a receipt was promoted and is renamed in; any
-  // other shadow is dropped. Runs before receipts are read. Returns what it changed.
-  std::vector<std::string> repair_swap(Client& db) {
-    if (repaired_) return {};
-    repaired_ = true;
-    std::vector<std::string> done;
-    auto tables = dpone_tables(db);
-    std::set<std::string> names(tables.begin(), tables.end());
-    bool loads = names.count(loads_name()) > 0;
-    const std::string old_loads_prefix = table_ + kLoadsOldInfix;
-    if (!loads) {
-      for (const auto& n : tables) {
-        if (n.rfind(old_loads_prefix, 0) == 0) {
-          db.exec(fmt::format("RENAME TABLE {} TO {}", qualified(n), qualified(loads_name())));
-          done.push_back(
-              fmt::format("{}.{} renamed back to {} (swap interrupted before its receipt)", db_, n,
-                          loads_name()));
-          loads = true;
-          break;
-        }
+  // Waits until the server runs no statement of run `run` (query ids from query_id()).
+  void wait_queries(Client& db, const std::string& run) {
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(mutation_timeout_s_ * 1000));
+    const std::string sql =
+        fmt::format("SELECT count() FROM system.processes WHERE startsWith(query_id, {})",
+                    quote_literal("dpone_" + run + "_"));
+    while (db.int64(sql) > 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        throw Error(ErrorCode::PromoteFailed,
+                    fmt::format("{}: a statement of the dead run {} is still running on the "
+                                "server after {} s",
+                                where_, run, mutation_timeout_s_),
+                    fmt::format("see system.processes (query_id dpone_{}_...); wait for it or "
+                                "KILL QUERY it, then re-run",
+                                run));
       }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    std::set<std::string> promoted;
-    if (loads) {
-      for (auto& r : db.rows("SELECT DISTINCT run_id FROM " + qualified(loads_name())))
-        promoted.insert(ch::sanitize_run_id(r[0]));
-    }
-    const std::string shadow_prefix = table_ + kShadowInfix;
-    for (const auto& n : tables) {
-      if (n.rfind(shadow_prefix, 0) != 0) continue;
-      std::string run = n.substr(shadow_prefix.size());
-      if (!promoted.count(run)) continue;
-      // The receipt of `run` is committed: its generation must be the target.
-      std::string old = table_ + kOldInfix + run;
-      if (ch::table_exists(db, db_, table_)) {
-        db.exec(fmt::format("RENAME TABLE {} TO {}, {} TO {}", qualified(table_), qualified(old),
-                            qualified(n), qualified(table_)));
-      } else {
-        db.exec(fmt::format("RENAME TABLE {} TO {}", qualified(n), qualified(table_)));
-      }
-      db.exec("DROP TABLE IF EXISTS " + qualified(old));
-      done.push_back(fmt::format("{}.{}: completed the swap of run {} (its receipt was committed)",
-                                 db_, table_, run));
-    }
-    return done;
   }
 
   // --- DDL ------------------------------------------------------------------------
@@ -897,102 +977,195 @@ class ChSink : public Sink {
     return keys.size() == 1 ? quote_ident(keys[0]) : "(" + join_quoted(keys) + ")";
   }
 
-  // Builds the next generation in the shadow and the receipts beside it, then swaps.
-  // Not live (plans): only lists the statements.
-  void run_promotion(Client& db, Plan& plan, const StrategySpec& strategy, const Schema& schema,
-                     const std::vector<const SchemaChange*>& changes, const LoadReceipt* receipt,
+  // The first column of the target's sorting key when it is one of `cols`, else "":
+  // bounds the landed check of an append to the staged key range (primary key index).
+  std::string first_sort_column(Client& db, const std::vector<std::string>& cols) {
+    auto key = ch::sorting_key_columns(
+        db.value(fmt::format("SELECT sorting_key FROM system.tables WHERE database = {} AND "
+                             "name = {}",
+                             quote_literal(db_), quote_literal(table_)))
+            .value_or(""));
+    if (key.empty() || std::find(cols.begin(), cols.end(), key[0]) == cols.end()) return "";
+    return key[0];
+  }
+
+  // The staged column `c` as the target types it (what INSERT ... SELECT converts it to).
+  std::string as_target(const std::string& c, const std::map<std::string, std::string>& stg_types,
+                        const std::map<std::string, std::string>& target_types) const {
+    auto s = stg_types.find(c);
+    auto t = target_types.find(c);
+    if (s == stg_types.end() || t == target_types.end() || s->second == t->second)
+      return quote_ident(c);
+    return fmt::format("CAST({} AS {})", quote_ident(c), t->second);
+  }
+
+  // A 64-bit fingerprint of a row over `cols` (NULL distinct from every value).
+  static std::string fingerprint(const std::vector<std::string>& exprs) {
+    std::vector<std::string> args;
+    for (const auto& e : exprs) {
+      args.push_back(fmt::format("isNull({})", e));
+      args.push_back(fmt::format("ifNull(toString({}), '')", e));
+    }
+    return fmt::format("cityHash64({})", fmt::join(args, ", "));
+  }
+
+  struct Intent {
+    std::string mode;       // what changes the target, for messages
+    std::string check_sql;  // one value, read after the change
+    std::string landed;     // the value when the change landed
+    std::string unchanged;  // the value when it did not ("": any other value)
+  };
+
+  // Promotes (live) or lists the statements (plans). Every strategy: schema changes, the
+  // intent, the receipt compare-and-set, the change of the target, the receipt, and the
+  // intent dropped (README.md "Concurrent writers and crash safety").
+  void run_promotion(Client& db, Plan& plan, const PromoteRequest& request,
                      std::vector<std::string>& log) {
+    const StrategySpec& strategy = request.strategy;
+    const Schema& schema = request.source_schema;
+    const auto& changes = request.changes;
     const std::string target = qualified(table_);
     const std::string shadow = qualified(shadow_name());
     const std::string stg = qualified(plan.staging);
     const std::string cols = join_quoted(schema.names());
-    auto exec = [&](const std::string& sql) {
+    auto exec = [&](const std::string& sql, const ch::Settings& settings = {}) {
       log.push_back(sql);
-      if (plan.live) db.exec(sql);
+      if (plan.live) db.exec(sql, settings);
     };
     auto count = [&](const std::string& sql) -> int64_t {
       log.push_back(sql);
       return plan.live ? db.int64(sql) : 0;
     };
-    auto insert_staged = [&](const std::string& where) {
-      exec(fmt::format("INSERT INTO {} ({}) SELECT {} FROM {}{}", shadow, cols, cols, stg, where));
+    auto value = [&](const std::string& sql) -> std::string {
+      log.push_back(sql);
+      return plan.live ? db.value(sql).value_or("") : "";
+    };
+    // Statements that change the target carry this run's query_id (wait_queries()).
+    auto change = [&](const std::string& sql) {
+      plan.target_touched = plan.live;
+      exec(sql, {{"query_id", query_id("change")}});
+    };
+    auto insert_staged = [&](const std::string& into, const std::string& where) {
+      std::string sql =
+          fmt::format("INSERT INTO {} ({}) SELECT {} FROM {}{}", into, cols, cols, stg, where);
+      if (into == target) {
+        change(sql);
+      } else {
+        exec(sql);
+      }
+    };
+    auto delete_where = [&](const std::string& cond) {
+      change(fmt::format("ALTER TABLE {} DELETE WHERE {}", target, cond));
+      log.push_back("-- wait until system.mutations shows the DELETE done");
+      if (plan.live) wait_mutations(db, table_);
     };
     bool ddl = std::any_of(changes.begin(), changes.end(), [](const SchemaChange* c) {
       return c->kind != ChangeKind::MakeNotNull;
     });
     bool attach_staging = plan.same_as_target && !ddl;
-    auto add_staged = [&]() {
-      if (attach_staging) {
-        for (const auto& p : partitions_of(db, plan.staging, plan.live))
-          exec(fmt::format("ALTER TABLE {} ATTACH PARTITION ID {} FROM {}", shadow,
-                           quote_literal(p), stg));
-      } else {
-        insert_staged("");
-      }
-    };
-    auto shadow_with_target = [&]() {
-      exec(fmt::format("CREATE TABLE {} AS {}", shadow, target));
-      for (const auto& p : partitions_of(db, table_, plan.live))
-        exec(fmt::format("ALTER TABLE {} ATTACH PARTITION ID {} FROM {}", shadow, quote_literal(p),
-                         target));
-      for (const auto& sql : ddl_for(schema, changes, shadow)) exec(sql);
-    };
-    auto delete_where = [&](const std::string& cond) {
-      exec(fmt::format("ALTER TABLE {} DELETE WHERE {}", shadow, cond));
-      log.push_back("-- wait until system.mutations shows the DELETE done");
-      if (plan.live) wait_mutations(db, shadow_name());
-    };
 
-    if (!plan.exists) {
-      // First load: the staging table was created with the target's DDL.
-      exec(fmt::format("RENAME TABLE {} TO {}", stg, shadow));
+    Intent intent;
+    std::string fp_target, fp_staged;  // row fingerprints (live strategies)
+    const bool swap = !plan.exists || strategy.mode == StrategyMode::FullRefresh;
+    if (swap) {
+      // The complete table is built beside the target and renamed in.
+      if (!plan.exists) {
+        exec(fmt::format("RENAME TABLE {} TO {}", stg, shadow));  // created with the target's DDL
+      } else {
+        plan.deleted = count("SELECT count() FROM " + target);
+        if (attach_staging || !plan.live) {
+          exec(fmt::format("RENAME TABLE {} TO {}", stg, shadow));
+        } else {
+          exec(fmt::format("CREATE TABLE {} AS {}", shadow, target));
+          for (const auto& sql : ddl_for(schema, changes, shadow)) exec(sql);
+          insert_staged(shadow, "");
+        }
+      }
       plan.inserted = plan.live ? plan.staged_rows : 0;
+      intent = {plan.exists ? "full_refresh swap" : "first load",
+                fmt::format("SELECT toString(count()) FROM system.tables WHERE database = {} AND "
+                            "name = {}",
+                            quote_literal(db_), quote_literal(shadow_name())),
+                "0", "1"};
     } else {
+      for (const auto& sql : ddl_for(schema, changes, target)) exec(sql);
+      // The landed checks compare rows as the target types them.
+      std::map<std::string, std::string> stg_types, target_types;
+      if (plan.live) {
+        for (const auto& c : ch::table_columns(db, db_, plan.staging)) stg_types[c.name] = c.type;
+        for (const auto& c : ch::table_columns(db, db_, table_)) target_types[c.name] = c.type;
+      }
+      std::vector<std::string> t_exprs, s_exprs;
+      for (const auto& c : schema.names()) {
+        t_exprs.push_back(quote_ident(c));
+        s_exprs.push_back(as_target(c, stg_types, target_types));
+      }
+      fp_target = fingerprint(t_exprs);
+      fp_staged = fingerprint(s_exprs);
+      // Merge, replace, partition_replace: the change landed when the slice of the target
+      // it rewrote holds exactly the staged rows (count and sum of fingerprints).
+      auto slice_intent = [&](const char* mode, const std::string& slice) {
+        const char* digest = "concat(toString(count()), ':', toString(sum({})))";
+        std::string expect = value(
+            fmt::format("SELECT {} FROM {}", fmt::format(fmt::runtime(digest), fp_staged), stg));
+        return Intent{mode,
+                      fmt::format("SELECT {} FROM {} WHERE {}",
+                                  fmt::format(fmt::runtime(digest), fp_target), target, slice),
+                      expect, ""};
+      };
+      std::string insert_where;
       switch (strategy.mode) {
-        case StrategyMode::FullRefresh:
-          plan.deleted = count("SELECT count() FROM " + target);
-          if (attach_staging || !plan.live) {
-            exec(fmt::format("RENAME TABLE {} TO {}", stg, shadow));
-          } else {
-            exec(fmt::format("CREATE TABLE {} AS {}", shadow, target));
-            for (const auto& sql : ddl_for(schema, changes, shadow)) exec(sql);
-            insert_staged("");
-          }
-          plan.inserted = plan.staged_rows;
-          break;
-        case StrategyMode::Append:
-          shadow_with_target();
+        case StrategyMode::Append: {
+          int64_t adds = plan.staged_rows;
           if (strategy.only_new_rows) {
             const std::string k = key_tuple(strategy.unique_key);
-            insert_staged(fmt::format(" WHERE {} NOT IN (SELECT {} FROM {})", k, k, target));
-            plan.inserted =
-                count("SELECT count() FROM " + shadow) - count("SELECT count() FROM " + target);
-          } else {
-            add_staged();
-            plan.inserted = plan.staged_rows;
+            insert_where = fmt::format(" WHERE {} NOT IN (SELECT {} FROM {})", k, k, target);
+            adds = count(fmt::format("SELECT count() FROM {}{}", stg, insert_where));
           }
+          // Landed: the target holds `adds` more rows equal to a staged row than before.
+          std::string range;
+          if (plan.live) {
+            std::string k = first_sort_column(db, schema.names());
+            if (!k.empty()) {
+              std::string ks = as_target(k, stg_types, target_types);
+              range = fmt::format(
+                  "{0} >= (SELECT min({1}) FROM {2}) AND {0} <= (SELECT max({1}) "
+                  "FROM {2}) AND ",
+                  quote_ident(k), ks, stg);
+            }
+          }
+          std::string check =
+              fmt::format("SELECT toString(count()) FROM {} WHERE {}{} IN (SELECT {} FROM {})",
+                          target, range, fp_target, fp_staged, stg);
+          int64_t before = count(check);
+          intent = {"append", check, std::to_string(before + adds), std::to_string(before)};
+          plan.inserted = plan.live ? adds : 0;
           break;
+        }
         case StrategyMode::Merge: {
           const std::string k = key_tuple(strategy.unique_key);
           const std::string in_staging = fmt::format("{} IN (SELECT {} FROM {})", k, k, stg);
           plan.updated = count(fmt::format("SELECT count() FROM {} WHERE {}", target, in_staging));
-          shadow_with_target();
-          delete_where(in_staging);
-          add_staged();
-          plan.inserted = plan.staged_rows - plan.updated;
+          intent = slice_intent("merge", in_staging);
+          plan.inserted = plan.live ? plan.staged_rows - plan.updated : 0;
           break;
         }
         case StrategyMode::Replace: {
           const std::string pred = strategy.raw["where"].get<std::string>();
+          int64_t outside = count(fmt::format("SELECT count() FROM {} WHERE NOT ({})", stg, pred));
+          if (outside > 0) {
+            throw Error(ErrorCode::PromoteFailed,
+                        fmt::format("{}: {} staged rows do not satisfy the replace predicate "
+                                    "`where: {}`; the target was not changed",
+                                    where_, outside, pred),
+                        "narrow the source window to the slice, or widen `where`");
+          }
           plan.deleted = count(fmt::format("SELECT count() FROM {} WHERE {}", target, pred));
-          shadow_with_target();
-          delete_where(pred);
-          add_staged();
-          plan.inserted = plan.staged_rows;
+          intent = slice_intent("replace", pred);
+          plan.inserted = plan.live ? plan.staged_rows : 0;
           break;
         }
         case StrategyMode::PartitionReplace: {
-          shadow_with_target();
           auto parts = partitions_of(db, plan.staging, plan.live);
           int64_t max_parts = strategy.raw.value("max_partitions_per_run", int64_t{0});
           if (max_parts > 0 && static_cast<int64_t>(parts.size()) > max_parts) {
@@ -1002,64 +1175,148 @@ class ChSink : public Sink {
                                     where_, parts.size(), max_parts),
                         "raise max_partitions_per_run or load a narrower window");
           }
-          for (const auto& p : parts) {
+          for (const auto& p : parts)
             plan.deleted += count(fmt::format(
                 "SELECT sum(rows) FROM system.parts WHERE database = {} AND table = {} AND active "
                 "AND partition_id = {}",
                 quote_literal(db_), quote_literal(table_), quote_literal(p)));
-            if (attach_staging) {
-              exec(fmt::format("ALTER TABLE {} REPLACE PARTITION ID {} FROM {}", shadow,
-                               quote_literal(p), stg));
-            } else {
-              exec(fmt::format("ALTER TABLE {} DROP PARTITION ID {}", shadow, quote_literal(p)));
-            }
-          }
-          if (!attach_staging) insert_staged("");
-          plan.inserted = plan.staged_rows;
+          intent =
+              slice_intent("partition_replace", fmt::format("({}) IN (SELECT DISTINCT {} FROM {})",
+                                                            partition_by_, partition_by_, stg));
+          plan.inserted = plan.live ? plan.staged_rows : 0;
           break;
         }
         default:
           check_strategy(strategy, schema);
       }
+      plan.insert_where = insert_where;
     }
 
-    // The next generation of the receipts, beside the data.
+    // The receipts table exists before the intent, so the receipt cannot fail on DDL.
     const std::string loads = qualified(loads_name());
-    const std::string loads_new = qualified(loads_new_name());
-    bool loads_exist = plan.live ? ch::table_exists(db, db_, loads_name()) : true;
-    if (loads_exist) {
-      exec(fmt::format("CREATE TABLE {} AS {}", loads_new, loads));
-      exec(fmt::format("INSERT INTO {} SELECT * FROM {}", loads_new, loads));
+    exec(
+        fmt::format("CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = MergeTree ORDER BY (stream, "
+                    "run_id)",
+                    loads, kReceiptColumns));
+    LoadReceipt r = request.receipt;
+    if (r.stream.empty()) r.stream = stream_;
+    if (r.run_id.empty()) r.run_id = run_id_;
+    if (r.loaded_at.empty()) r.loaded_at = now_iso8601();
+    const std::string receipt_values =
+        fmt::format("{}, {}, {}, {}, {}, {}, {}", quote_literal(r.stream), quote_literal(r.run_id),
+                    r.base_revision, quote_literal(r.window.dump()),
+                    quote_literal(r.new_position.dump()), r.rows, quote_literal(r.loaded_at));
+    const std::string pending = qualified(pending_name(suffix()));
+    exec(
+        fmt::format("CREATE TABLE {} ({}, mode String, staging String, check_sql String, landed "
+                    "String, unchanged String) ENGINE = MergeTree ORDER BY tuple()",
+                    pending, kReceiptColumns));
+    if (plan.live) {
+      exec(fmt::format("INSERT INTO {} VALUES ({}, {}, {}, {}, {}, {})", pending, receipt_values,
+                       quote_literal(intent.mode), quote_literal(plan.staging),
+                       quote_literal(intent.check_sql), quote_literal(intent.landed),
+                       quote_literal(intent.unchanged)));
+      check_receipts(db, request.expected_latest_receipt);
     } else {
-      exec(
-          fmt::format("CREATE TABLE {} (stream String, run_id String, base_revision Int64, "
-                      "window String, new_position String, rows Int64, loaded_at String) "
-                      "ENGINE = MergeTree ORDER BY (stream, run_id)",
-                      loads_new));
+      log.push_back(
+          fmt::format("INSERT INTO {} VALUES (<the receipt>, <how to tell whether the "
+                      "change landed: {}>)",
+                      pending, intent.check_sql));
+      log.push_back(
+          "-- compare-and-set: no other intent of the stream, its newest receipt is "
+          "the one planned with");
     }
-    if (plan.live && receipt) {
-      LoadReceipt r = *receipt;
-      if (r.stream.empty()) r.stream = stream_;
-      if (r.run_id.empty()) r.run_id = run_id_;
-      if (r.loaded_at.empty()) r.loaded_at = now_iso8601();
-      exec(fmt::format("INSERT INTO {} VALUES ({}, {}, {}, {}, {}, {}, {})", loads_new,
-                       quote_literal(r.stream), quote_literal(r.run_id), r.base_revision,
-                       quote_literal(r.window.dump()), quote_literal(r.new_position.dump()), r.rows,
-                       quote_literal(r.loaded_at)));
+
+    // The change of the target.
+    if (swap) {
+      if (plan.exists) {
+        plan.target_touched = plan.live;
+        exec(fmt::format("RENAME TABLE {} TO {}, {} TO {}", target, qualified(old_name()), shadow,
+                         target));
+      } else {
+        plan.target_touched = plan.live;
+        exec(fmt::format("RENAME TABLE {} TO {}", shadow, target));
+      }
     } else {
-      log.push_back(fmt::format("INSERT INTO {} VALUES (<the load receipt>)", loads_new));
+      // Merge and replace insert first and then delete the rows the staged ones replace: a
+      // reader, and a crash between the two, may find a key's old and new version, never
+      // neither. Staged rows equal to a row of the slice are not inserted again, and the
+      // DELETE keeps every row equal to a staged one, so a re-run converges.
+      auto rewrite_slice = [&](const std::string& slice) {
+        insert_staged(target, fmt::format(" WHERE {} NOT IN (SELECT {} FROM {} WHERE {})",
+                                          fp_staged, fp_target, target, slice));
+        delete_where(fmt::format("({}) AND {} NOT IN (SELECT {} FROM {})", slice, fp_target,
+                                 fp_staged, stg));
+      };
+      switch (strategy.mode) {
+        case StrategyMode::Append:
+          if (!plan.live || plan.staged_rows > 0) insert_staged(target, plan.insert_where);
+          break;
+        case StrategyMode::Merge: {
+          const std::string k = key_tuple(strategy.unique_key);
+          rewrite_slice(fmt::format("{} IN (SELECT {} FROM {})", k, k, stg));
+          break;
+        }
+        case StrategyMode::Replace:
+          rewrite_slice(strategy.raw["where"].get<std::string>());
+          break;
+        case StrategyMode::PartitionReplace: {
+          auto parts = partitions_of(db, plan.staging, plan.live);
+          for (const auto& p : parts) {
+            change(fmt::format("ALTER TABLE {} {} PARTITION ID {}{}", target,
+                               attach_staging ? "REPLACE" : "DROP", quote_literal(p),
+                               attach_staging ? " FROM " + stg : ""));
+          }
+          if (!attach_staging) insert_staged(target, "");
+          break;
+        }
+        default:
+          break;
+      }
     }
     if (plan.live) failpoint("inside_promote");
 
-    // The swap: receipts first, data last (repair_swap() relies on this order).
-    std::vector<std::string> renames;
-    if (loads_exist) renames.push_back(fmt::format("{} TO {}", loads, qualified(loads_old_name())));
-    renames.push_back(fmt::format("{} TO {}", loads_new, loads));
-    if (plan.exists) renames.push_back(fmt::format("{} TO {}", target, qualified(old_name())));
-    renames.push_back(fmt::format("{} TO {}", shadow, target));
-    exec(fmt::format("RENAME TABLE {}", fmt::join(renames, ", ")));
-    if (plan.exists) exec("DROP TABLE IF EXISTS " + qualified(old_name()));
-    if (loads_exist) exec("DROP TABLE IF EXISTS " + qualified(loads_old_name()));
+    // The receipt, then the intent goes.
+    if (plan.live) {
+      exec(fmt::format("INSERT INTO {} ({}) VALUES ({})", loads, kReceiptNames, receipt_values));
+    } else {
+      log.push_back(fmt::format("INSERT INTO {} VALUES (<the load receipt>)", loads));
+    }
+    exec("DROP TABLE IF EXISTS " + pending);
+    if (swap && plan.exists) exec("DROP TABLE IF EXISTS " + qualified(old_name()));
+  }
+
+  // The receipt compare-and-set (PromoteRequest::expected_latest_receipt), after this run's
+  // intent is written: no other intent of the stream may exist, and the newest receipt must
+  // be the one the run planned with. Intents are read before receipts: a run that finished
+  // in between inserted its receipt before it dropped its intent, so one of the two reads
+  // sees it. Two runs that both write an intent cannot both pass.
+  void check_receipts(Client& db, const std::string& expected) {
+    std::string other;
+    for (const auto& name : dpone_tables(db)) {
+      if (name.rfind(pending_prefix(), 0) != 0 || name == pending_name(suffix())) continue;
+      ch::Rows r = db.rows("SELECT stream, run_id FROM " + qualified(name));
+      if (!r.empty() && r[0].size() == 2 && r[0][0] == stream_) other = r[0][1];
+    }
+    std::string latest;
+    if (other.empty()) {
+      if (auto v = db.value(fmt::format("SELECT run_id FROM {} WHERE stream = {} ORDER BY "
+                                        "loaded_at DESC, run_id DESC LIMIT 1",
+                                        qualified(loads_name()), quote_literal(stream_))))
+        latest = *v;
+    }
+    if (!other.empty() || latest != expected) {
+      drop_quietly(db, pending_name(suffix()));
+      if (!other.empty())
+        throw Error(ErrorCode::StateConflict,
+                    fmt::format("{}: run {} of stream '{}' is promoting into {}.{} too (its intent "
+                                "{}.{}{} exists); this run changed nothing",
+                                where_, other, stream_, db_, table_, db_, pending_prefix(),
+                                ch::sanitize_run_id(other)),
+                    "one run per stream at a time: the stream lease prevents this unless it was "
+                    "bypassed; re-run after the other run ends");
+      throw_receipt_conflict(where_, stream_, latest, expected);
+    }
   }
 
   nlohmann::json parse_json(const std::string& text, const std::string& run_id) const {
@@ -1088,7 +1345,7 @@ class ChSink : public Sink {
   double mutation_timeout_s_ = 600;
   std::unique_ptr<Client> client_;
   std::optional<ch::ServerFeatures> features_;
-  bool repaired_ = false;
+  bool keep_staging_ = false;  // an undecided promotion's intent names the staging
   std::set<std::string> warned_;
 };
 

@@ -187,22 +187,11 @@ class ChSource : public Source {
         auto key = client().value(
             fmt::format("SELECT sorting_key FROM system.tables WHERE database = {} AND name = {}",
                         quote_literal(db_), quote_literal(table_)));
-        if (key && !key->empty()) {
-          // A simple column list only; an expression key is no row identity.
-          std::vector<std::string> names;
-          size_t start = 0;
-          bool simple = true;
-          while (start <= key->size()) {
-            size_t comma = key->find(", ", start);
-            std::string n =
-                key->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-            if (s.find(n) < 0) simple = false;
-            names.push_back(n);
-            if (comma == std::string::npos) break;
-            start = comma + 2;
-          }
-          if (simple) s.primary_key = names;
-        }
+        // A simple column list only; an expression key is no row identity.
+        auto names = ch::sorting_key_columns(key.value_or(""));
+        bool simple = !names.empty();
+        for (const auto& n : names) simple = simple && s.find(n) >= 0;
+        if (simple) s.primary_key = names;
       }
     } else {
       ch::Rows rows = client().rows(fmt::format("DESCRIBE TABLE ({})", query_));
@@ -238,7 +227,12 @@ class ChSource : public Source {
     // A stream of its own: the metadata client stays usable while this one is read.
     auto stream_client = std::make_shared<Client>(endpoint_, ErrorCode::SourceUnavailable);
     stream_client->set_failure_code(ErrorCode::SourceReadFailed);
-    auto bytes = stream_client->select_stream(sql);
+    // Decimals keep their scale (12.50, not 12.5) on servers that drop trailing zeros.
+    auto [major, minor] = client().version_number();
+    ch::Settings settings;
+    if (ch::features_of(major, minor, client().version()).decimal_trailing_zeros_setting)
+      settings["output_format_decimal_trailing_zeros"] = "1";
+    auto bytes = stream_client->select_stream(sql, settings);
     StreamingRows rows;
     rows.format = WireFormat::RecordBatch;
     rows.batches = std::make_unique<TsvBatchReader>(

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 
@@ -42,7 +43,31 @@ ServerFeatures features_of(int major, int minor, std::string version) {
   f.datetime64 = at_least(20, 1);
   f.exchange = at_least(21, 8);
   f.lightweight_delete = at_least(22, 8);
+  f.decimal_trailing_zeros_setting = at_least(21, 9);
   return f;
+}
+
+std::vector<std::string> sorting_key_columns(const std::string& sorting_key) {
+  std::string key = sorting_key;
+  if (key.size() >= 2 && key.front() == '(' && key.back() == ')')
+    key = key.substr(1, key.size() - 2);
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < key.size()) {
+    size_t comma = key.find(',', start);
+    std::string n =
+        key.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    n.erase(0, n.find_first_not_of(' '));
+    n.erase(n.find_last_not_of(' ') + 1);
+    if (n.size() >= 2 && n.front() == '`' && n.back() == '`') n = n.substr(1, n.size() - 2);
+    bool plain = !n.empty();
+    for (char c : n) plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+    if (!plain) return {};
+    out.push_back(n);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 ColumnMapping map_logical(const Column& column, const TypePolicy& type_policy,

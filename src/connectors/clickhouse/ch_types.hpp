@@ -40,9 +40,17 @@ struct ServerFeatures {
   bool datetime64 = false;  // 20.1+
   bool exchange = false;    // EXCHANGE TABLES, 21.8+ on Atomic databases
   bool lightweight_delete = false;
+  // The setting output_format_decimal_trailing_zeros exists (21.9+), and is 0 by default:
+  // Decimal(12,2) 12.50 reads back as 12.5 unless a reader sets it.
+  bool decimal_trailing_zeros_setting = false;
   std::string version;
 };
 ServerFeatures features_of(int major, int minor, std::string version);
+
+// The column names of a `system.tables.sorting_key` that is a plain column list ("id, ts"
+// on 18.16, "(id)" or "(id, ts)" on newer servers, backquoted where needed); empty when
+// it is empty or holds an expression (no row identity).
+std::vector<std::string> sorting_key_columns(const std::string& sorting_key);
 
 // How the sink stores types ClickHouse cannot hold natively everywhere.
 struct TypePolicy {

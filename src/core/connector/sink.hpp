@@ -175,6 +175,16 @@ class Sink {
   // state store, this run included) belongs to a run still working and is kept.
   virtual std::vector<std::string> cleanup_abandoned(
       const std::vector<std::string>& live_run_ids) = 0;
+  // Decides the promotions that dead runs of this stream began and did not finish, for a
+  // sink whose promotion is not one transaction (the ClickHouse sink): a change that
+  // landed gets its receipt, one that did not is undone or left to load again. Called
+  // under the stream's lease before receipts are read; runs of `live_run_ids` are not
+  // dead. Returns what it decided.
+  virtual std::vector<std::string> recover_promotions(
+      const std::vector<std::string>& live_run_ids) {
+    (void)live_run_ids;
+    return {};
+  }
   virtual StagedLoad stage(Artifact artifact, const Schema& source_schema) = 0;
   virtual std::vector<GateResult> check(const StagedLoad& staged,
                                         const std::vector<GateSpec>& gates) = 0;

@@ -19,7 +19,8 @@ inline constexpr std::array<std::string_view, 11> kFailpoints = {
     "after_stage",          // staging complete, gates not yet run
     "after_gates",          // gates passed
     "before_promote",       // about to open the promotion transaction
-    "inside_promote",       // DDL, data and receipt written, COMMIT not yet issued
+    "inside_promote",       // DDL, data and receipt written, COMMIT not yet issued (a sink
+                            // without transactions: the target changed, no receipt yet)
     "after_promote",        // promotion committed, state not yet committed
     "before_state_commit",  // right before the compare-and-set of the new position
     "after_state_commit",   // state committed, run record not yet written
