@@ -109,6 +109,8 @@ struct Case {
   // Source ids the committed state says are loaded; nullopt when the position says
   // nothing about ids (full_refresh).
   std::function<std::optional<std::set<int64_t>>(const json& position)> covered;
+  // Optional, after the last re-run: "" or what is wrong (printed as a failure).
+  std::function<std::string(const fs::path&)> verify_end;
 };
 
 // ids of the window files a files-source state lists ("landing/w<N>.csv" holds window N).
@@ -356,6 +358,30 @@ Case files_to_clickhouse(const std::string& mode) {
         '\t', false);
   };
   c.covered = covered_by_files(src->windows);
+  if (mode == "append") {
+    // A materialized view on the target, from after the first run: every row inserted
+    // since (the own row and dpone's appends, killed and re-run ones included) is counted
+    // once, so the view's count plus the rows before it equals the target's count.
+    auto base = std::make_shared<int64_t>(0);
+    c.add_own_rows = [db, base](const fs::path&) {
+      clickhouse::chq(fmt::format("CREATE TABLE {}.seen (c UInt64) ENGINE = MergeTree ORDER BY tuple()",
+                                  db->name()));
+      clickhouse::chq(fmt::format("CREATE MATERIALIZED VIEW {0}.seen_mv TO {0}.seen AS SELECT count() AS c "
+                                  "FROM {0}.items",
+                                  db->name()));
+      *base = std::stoll(clickhouse::chq(fmt::format("SELECT count() FROM {}.items", db->name())));
+      clickhouse::chq(fmt::format("INSERT INTO {}.items (id, name, qty) VALUES (900001, 'own 1', 1)",
+                                  db->name()));
+    };
+    c.verify_end = [db, base](const fs::path&) -> std::string {
+      int64_t seen = std::stoll(clickhouse::chq(fmt::format("SELECT sum(c) FROM {}.seen", db->name())));
+      int64_t rows = std::stoll(clickhouse::chq(fmt::format("SELECT count() FROM {}.items", db->name())));
+      std::cout << fmt::format("random-kill-view files_clickhouse_append: the view counted {} inserted "
+                               "rows, the target holds {} + {} from before it\n",
+                               seen, rows - *base, *base);
+      return seen == rows - *base ? "" : fmt::format("the view counted {} rows, {} were added", seen, rows - *base);
+    };
+  }
   return c;
 }
 
@@ -507,6 +533,10 @@ class RandomKill {
                          ? (timeline_.stage_end() + coin(rng_) * (clean_s_ - timeline_.stage_end()))
                          : whole(rng_) * clean_s_;
       ASSERT_NO_FATAL_FAILURE(kill_once(k, delay));
+    }
+    if (c_.verify_end) {
+      std::string wrong = c_.verify_end(dir_);
+      EXPECT_EQ(wrong, "") << c_.name << " (seed " << seed_ << ")";
     }
     std::cout << fmt::format("random-kill {} kills={} lost={} duplicated={} seed={}", c_.name,
                              kills_, lost_, duplicated_, seed_)

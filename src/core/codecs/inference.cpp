@@ -48,6 +48,20 @@ bool is_integer_literal(std::string_view s) {
   return true;
 }
 
+// True when a number read from `s` would print back as `s` (blanks aside): no '+' sign,
+// no leading zero before another digit ("00501", "007.5"), no "-0", no exponent ("1e5").
+// Anything else is kept as text: a zip code or an account number must not change.
+bool number_text_round_trips(std::string_view s) {
+  s = trim_blanks(s);
+  if (s.empty()) return true;
+  if (s.front() == '+') return false;
+  const bool negative = s.front() == '-';
+  if (negative) s.remove_prefix(1);
+  if (s.size() >= 2 && s[0] == '0' && s[1] >= '0' && s[1] <= '9') return false;
+  if (negative && s.find_first_not_of("0.") == std::string_view::npos) return false;  // -0
+  return s.find_first_of("eE") == std::string_view::npos;
+}
+
 // Fractional second digits of a canonical timestamp ("...:SS.123Z" -> 3).
 int fraction_digits_of(std::string_view canonical) {
   auto dot = canonical.rfind('.');
@@ -115,13 +129,15 @@ void TypeInferrer::observe(size_t col, std::string_view text, bool is_null) {
   Kind kind;
   if (is_true_or_false(text))
     kind = Kind::Bool;
+  else if (is_integer_literal(text) && !number_text_round_trips(text))
+    kind = Kind::String;  // "00501", "+7": a number would not give the text back
   else if (is_valid_value(kInt64, text, scratch_))
     kind = Kind::Int;
   // An integer beyond int64 (a long id) would lose digits as float64: keep its text.
   else if (is_integer_literal(text))
     kind = Kind::String;
   else if (is_valid_value(kFloat64, text, scratch_))
-    kind = Kind::Float;
+    kind = number_text_round_trips(text) ? Kind::Float : Kind::String;
   else
     kind = classify_temporal(text, fraction_digits);
   merge(col, kind, fraction_digits);

@@ -33,10 +33,10 @@ std::string infer_json(std::vector<json> values) {
 
 TEST(Inference, TextLattice) {
   EXPECT_EQ(infer({"true", "FALSE", "<NULL>"}), "bool");
-  EXPECT_EQ(infer({"1", "-2", "+3"}), "int64");
+  EXPECT_EQ(infer({"1", "-2", "30"}), "int64");
   EXPECT_EQ(infer({"1", "0"}), "int64");  // 1/0 are ints, not bools
   EXPECT_EQ(infer({"1", "2.5"}), "float64");
-  EXPECT_EQ(infer({"1e3", "NaN", "-inf"}), "float64");
+  EXPECT_EQ(infer({"0.5", "NaN", "-inf", "-0.25"}), "float64");
   EXPECT_EQ(infer({"true", "1"}), "string");
   EXPECT_EQ(infer({"2024-01-01", "2024-02-29"}), "date");
   EXPECT_EQ(infer({"2024-01-01 10:00:00", "2024-01-01T11:00"}), "timestamp");
@@ -50,6 +50,19 @@ TEST(Inference, TextLattice) {
   EXPECT_EQ(infer({"99999999999999999999"}), "string");  // float64 would lose digits
   EXPECT_EQ(infer({"<NULL>", "<NULL>"}), "string");
   EXPECT_EQ(infer({}), "string");
+}
+
+// Issue 15, defect 1: a value whose text a number would not give back stays text, so no
+// value changes silently (00501 is a zip code, not 501).
+TEST(Inference, TextThatANumberWouldChangeStaysText) {
+  EXPECT_EQ(infer({"35004", "00501"}), "string");  // leading zero
+  EXPECT_EQ(infer({"1", "+3"}), "string");         // plus sign
+  EXPECT_EQ(infer({"1", "-0"}), "string");         // negative zero
+  EXPECT_EQ(infer({"1.5", "007.5"}), "string");    // leading zero before the point
+  EXPECT_EQ(infer({"1e3", "2.5"}), "string");      // exponent notation
+  EXPECT_EQ(infer({"2.5", "-0.0"}), "string");
+  EXPECT_EQ(infer({"0", "10", "0.5"}), "float64");  // a single 0 is a number
+  EXPECT_EQ(infer({"0", "-7", "120"}), "int64");
 }
 
 TEST(Inference, TimestampPrecision) {
