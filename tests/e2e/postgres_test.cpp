@@ -173,6 +173,62 @@ TEST(Postgres, FilesToPostgresToSqliteKeepsValues) {
   EXPECT_NE(again.out.find("to_sqlite: loaded 0 rows (no new data)"), std::string::npos) << again.all();
 }
 
+// Issue 27, end to end: PostgreSQL -> SQLite with a timestamp cursor (default now()), as
+// `merge` and as `append` with a declared key. A slow transaction writes first and commits
+// after a run read a fast one; the next run loads the slow row; source and target equal,
+// nothing twice.
+TEST(Postgres, LateCommitIsLoadedByTheNextRun) {
+  REQUIRE_PG();
+  for (std::string strategy : {"{mode: merge, unique_key: id}", "{mode: append}"}) {
+    SCOPED_TRACE(strategy);
+    auto env = pg_env();
+    PgSchema schema;
+    Scratch s;
+    const std::string t = schema.name() + ".orders";
+    psql("CREATE TABLE " + t +
+         " (id bigserial PRIMARY KEY, item text, updated_at timestamptz NOT NULL DEFAULT now());"
+         "INSERT INTO " +
+         t + " (item) SELECT 'item ' || g FROM generate_series(1, 100) g;");
+    write_file(s / "m.yaml",
+               "kind: dpone.batch.v1\n"
+               "streams:\n"
+               "  - name: orders\n"
+               "    source: {connector: postgres, connection: pg, schema: " +
+                   schema.name() +
+                   ", table: orders, cursor: updated_at}\n"
+                   "    sink: {connector: sqlite, path: out.db, table: orders, strategy: " +
+                   strategy + "}\n");
+    Result r = run_dpone(s.dir(), {"run", "m.yaml"}, env);
+    ASSERT_EQ(r.exit_code, 0) << r.all();
+    // The slow transaction: inserts at once, commits after 3 s (a session of its own).
+    fs::path slow_sql = s / "slow.sql";
+    write_file(slow_sql,
+               "BEGIN; INSERT INTO " + t + " (item) VALUES ('slow'); SELECT pg_sleep(3); COMMIT;");
+    std::string slow_cmd = "psql '" + pg_dsn() + "' -X -q -v ON_ERROR_STOP=1 -f " +
+                           slow_sql.string() + " >/dev/null 2>&1";
+    std::thread slow([&] { shell(slow_cmd); });
+    // Until the slow session has inserted and sleeps (its row's now() is the earlier one).
+    for (int i = 0;
+         i < 100 && psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' "
+                         "AND pid <> pg_backend_pid();") != "1\n";
+         ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    psql("INSERT INTO " + t + " (item) VALUES ('fast');");
+    r = run_dpone(s.dir(), {"run", "m.yaml"}, env);
+    EXPECT_NE(r.out.find("orders: loaded 1 rows"), std::string::npos) << r.all();  // fast only
+    slow.join();
+    r = run_dpone(s.dir(), {"run", "m.yaml"}, env);
+    EXPECT_NE(r.out.find("orders: loaded 1 rows"), std::string::npos) << r.all();  // the slow one
+    r = run_dpone(s.dir(), {"run", "m.yaml"}, env);
+    EXPECT_NE(r.out.find("orders: loaded 0 rows (no new data)"), std::string::npos) << r.all();
+    std::string source = psql("SELECT count(*), count(DISTINCT id) FROM " + t + ";");
+    EXPECT_EQ(source, "102,102\n");
+    EXPECT_EQ(dump_table(s / "out.db", "orders", "id").find("slow") != std::string::npos, true);
+    std::string target = dump_table(s / "out.db", "orders", "id");
+    EXPECT_EQ(std::count(target.begin(), target.end(), '\n'), 1 + 102) << target;  // header + rows
+  }
+}
+
 // Acceptance 3 of the PostgreSQL connector: the sink server dies (SIGKILL to the
 // postmaster) in the middle of the staging COPY. The run fails with a stable code and
 // says why; after the server is started again, a re-run loads every row exactly once.

@@ -8,7 +8,13 @@
 //   full   - everything; no position.
 //   cursor - high = max(cursor) read at plan time and fixed for the run; the run reads
 //            cursor > low [- lookback] AND cursor <= high. Positions keep the server's
-//            text of the value (integers as JSON integers).
+//            text of the value (integers as JSON integers). On a table (late_commits:
+//            reread, the default) the window is planned and read in one REPEATABLE READ
+//            snapshot, kept in the position (`snapshot`, txid_current_snapshot() text);
+//            the next window also reads the rows at or below low whose transaction was
+//            still running at that snapshot (it committed after the previous read: a
+//            late commit, which a cursor alone never sees again). Each such row is read
+//            once: rows visible at the stored snapshot were read then.
 //   xmin   - plan_window() opens a REPEATABLE READ READ ONLY transaction and keeps it
 //            open until the reader has delivered the last row, so the position and
 //            the rows come from the same snapshot. The position is the snapshot's
@@ -219,6 +225,13 @@ class PgSource : public Source {
     schema_name_ = options.string("schema").value_or("public");
     cursor_ = options.string("cursor").value_or("");
     lookback_ = options.string_or_integer("lookback").value_or("");
+    const std::string late = options.string("late_commits").value_or("reread");
+    if (late != "reread" && late != "ignore") {
+      throw Error(
+          ErrorCode::ConfigBadValue,
+          fmt::format("{}: `late_commits` must be reread or ignore, not '{}'", where_, late));
+    }
+    reread_late_commits_ = late == "reread";
     primary_key_ = options.string_list("primary_key");
     if (auto par = options.string_or_integer("parallel")) {
       int n = 0;
@@ -299,6 +312,15 @@ class PgSource : public Source {
       return w;
     }
     const SourceColumn& cur = cursor_column();
+    stored_snapshot_.clear();
+    window_snapshot_.clear();
+    if (late_commit_net(db)) {
+      // One snapshot for the plan and the read; its text becomes the next position's.
+      begin_snapshot(db);
+      window_snapshot_ = db.query_value("SELECT txid_current_snapshot()::text").value_or("");
+      if (position.is_object() && position.contains("snapshot") && position["snapshot"].is_string())
+        stored_snapshot_ = position["snapshot"].get<std::string>();
+    }
     if (position.is_object() && position.contains("cursor")) {
       w.low = position["cursor"];
     } else if (!position.is_null()) {
@@ -321,11 +343,13 @@ class PgSource : public Source {
     w.description = fmt::format("({}, {}]", low_text, display(w.high));
     if (!lookback_.empty() && !w.low.is_null())
       w.description += fmt::format(" widened by lookback {}", lookback_);
+    if (!w.low.is_null() && !stored_snapshot_.empty())
+      w.description += " and the rows of transactions that committed after the last read";
     if (!w.low.is_null()) {
       // Compared by the server, in the column's type.
       auto le = db.query_value(
           fmt::format("SELECT {} <= {}", typed_literal(cur, w.high), typed_literal(cur, w.low)));
-      if (le && *le == "t" && lookback_.empty()) {
+      if (le && *le == "t" && lookback_.empty() && stored_snapshot_.empty()) {
         w.empty = true;
         w.estimated_rows = 0;
         return w;
@@ -482,9 +506,14 @@ class PgSource : public Source {
     switch (mode_) {
       case Mode::Full:
         return nullptr;
-      case Mode::Cursor:
+      case Mode::Cursor: {
+        // An empty window keeps the stored snapshot: transactions running then are still
+        // looked for.
         if (window.empty || window.high.is_null()) return position_;
-        return nlohmann::json{{"cursor", window.high}};
+        nlohmann::json out{{"cursor", window.high}};
+        if (!window_snapshot_.empty()) out["snapshot"] = window_snapshot_;
+        return out;
+      }
       case Mode::Xmin:
         return window.high;
     }
@@ -622,8 +651,10 @@ class PgSource : public Source {
     return *conn_;
   }
 
-  Window plan_xmin(const nlohmann::json& position) {
-    PgConnection& db = handle();
+  // Opens the REPEATABLE READ READ ONLY transaction whose snapshot the window is planned
+  // and read in (held until the reader delivered the last row), and returns the
+  // snapshot's xmin; sets snapshot_xmax_.
+  int64_t begin_snapshot(PgConnection& db) {
     if (xmin_txn_) {
       db.exec("COMMIT");
       xmin_txn_ = false;
@@ -635,12 +666,34 @@ class PgSource : public Source {
         "SELECT txid_snapshot_xmin(txid_current_snapshot()), "
         "txid_snapshot_xmax(txid_current_snapshot())");
     int64_t xmin = 0;
-    int64_t xmax = 0;
     auto sx = snap.value(0, 0);
     auto sm = snap.value(0, 1);
     std::from_chars(sx.data(), sx.data() + sx.size(), xmin);
-    std::from_chars(sm.data(), sm.data() + sm.size(), xmax);
-    snapshot_xmax_ = xmax;
+    std::from_chars(sm.data(), sm.data() + sm.size(), snapshot_xmax_);
+    return xmin;
+  }
+
+  // True when cursor windows look for late commits: a table (row xmin exists) and
+  // late_commits: reread. A view or a query cannot; the run says so once.
+  bool late_commit_net(PgConnection& db) {
+    if (!reread_late_commits_) return false;
+    std::optional<char> kind;
+    if (!table_.empty()) kind = pg::relation_kind(db, schema_name_, table_);
+    if (kind && (*kind == 'r' || *kind == 'p' || *kind == 'm')) return true;
+    if (diagnostics_ && !warned_late_commits_) {
+      warned_late_commits_ = true;
+      diagnostics_->warn(fmt::format(
+          "{}: a cursor on {} cannot look for late commits (no row xmin on a view or query): a "
+          "transaction that commits after a later one was read is missed",
+          where_, object_));
+    }
+    return false;
+  }
+
+  Window plan_xmin(const nlohmann::json& position) {
+    PgConnection& db = handle();
+    const int64_t xmin = begin_snapshot(db);
+    const int64_t xmax = snapshot_xmax_;
     discover();
     auto kind = pg::relation_kind(db, schema_name_, table_);
     if (kind && *kind != 'r' && *kind != 'p' && *kind != 'm') {
@@ -690,12 +743,15 @@ class PgSource : public Source {
 
   // The 32-bit xmin of a row extended to 64 bits with the epoch of the snapshot, and
   // moved back one epoch when that would date it after the snapshot.
-  std::string xmin_predicate(const Window& w) const {
-    const int64_t low = w.low["xmin"].get<int64_t>();
+  std::string row_xid64() const {
     const int64_t base = (snapshot_xmax_ >> 32) << 32;
     std::string x = fmt::format("({} + xmin::text::bigint)", base);
-    return fmt::format("(CASE WHEN {} > {} THEN {} - 4294967296 ELSE {} END) >= {}", x,
-                       snapshot_xmax_, x, x, low);
+    return fmt::format("(CASE WHEN {} > {} THEN {} - 4294967296 ELSE {} END)", x, snapshot_xmax_, x,
+                       x);
+  }
+
+  std::string xmin_predicate(const Window& w) const {
+    return fmt::format("{} >= {}", row_xid64(), w.low["xmin"].get<int64_t>());
   }
 
   std::string from_clause() const {
@@ -741,7 +797,15 @@ class PgSource : public Source {
     if (w.low.is_null()) return fmt::format("{} <= {}", col, high);
     std::string low = typed_literal(c, w.low);
     if (!lookback_.empty()) low = fmt::format("({} - {})", low, lookback_expression(c));
-    return fmt::format("{} > {} AND {} <= {}", col, low, col, high);
+    if (stored_snapshot_.empty()) return fmt::format("{} > {} AND {} <= {}", col, low, col, high);
+    // Late commits: rows at or below low written by a transaction that was running at
+    // the stored snapshot (below its xmax and not visible in it).
+    const std::string snap =
+        fmt::format("CAST({} AS txid_snapshot)", pg::quote_literal(stored_snapshot_));
+    return fmt::format(
+        "(({0} > {1} AND {0} <= {2}) OR ({0} <= {1} AND {3} < txid_snapshot_xmax({4}) AND NOT "
+        "txid_visible_in_snapshot({3}, {4})))",
+        col, low, high, row_xid64(), snap);
   }
 
   std::string lookback_expression(const SourceColumn& c) const {
@@ -829,8 +893,12 @@ class PgSource : public Source {
   std::string object_;
   nlohmann::json position_;
   std::shared_ptr<PgConnection> conn_;
-  bool xmin_txn_ = false;
+  bool xmin_txn_ = false;  // a snapshot transaction is open (xmin mode, cursor on a table)
   int64_t snapshot_xmax_ = 0;
+  bool reread_late_commits_ = true;  // option late_commits (reread | ignore)
+  bool warned_late_commits_ = false;
+  std::string stored_snapshot_;  // the position's snapshot (cursor mode)
+  std::string window_snapshot_;  // this window's snapshot, for the next position
   int parallel_ = 1;
   std::string split_by_;
   std::string split_kind_;  // key or ctid, once split
