@@ -11,6 +11,9 @@ if command -v ccache >/dev/null; then
   export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 fi
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=${DPONE_BUILD_TYPE:-RelWithDebInfo} "${launcher[@]}" "$@" >/dev/null
+# DPONE_BUILD_TESTS=OFF (the quickstart) builds dpone and its connector modules only; the
+# value is passed every time, so a later build with tests is not stuck on a cached OFF.
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=${DPONE_BUILD_TYPE:-RelWithDebInfo} \
+  -DDPONE_BUILD_TESTS="${DPONE_BUILD_TESTS:-ON}" "${launcher[@]}" "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j"$JOBS"
 echo "build: $BUILD_DIR/bin/dpone"

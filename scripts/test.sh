@@ -19,7 +19,7 @@ scripts/services.sh start
 source "${DPONE_SERVICES_DIR:-/tmp/dpone-services}/env.sh"
 export DPONE_REQUIRE_SERVICES=1
 BUILD_DIR=${DPONE_BUILD_DIR:-build}
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j"${DPONE_JOBS:-$(nproc)}" --timeout 600
+ctest --test-dir "$BUILD_DIR" --output-on-failure --schedule-random -j"${DPONE_JOBS:-$(nproc)}" --timeout 600
 if [ "$DPONE_CH26" = 1 ]; then
   # The ClickHouse suite once more, against ClickHouse 26: the connector tests and every
   # end-to-end test of a ClickHouse sink or source.
