@@ -1152,7 +1152,9 @@ class ChSink : public Sink {
         }
         case StrategyMode::Replace: {
           const std::string pred = strategy.raw["where"].get<std::string>();
-          int64_t outside = count(fmt::format("SELECT count() FROM {} WHERE NOT ({})", stg, pred));
+          // A row where the predicate is NULL does not satisfy it either.
+          int64_t outside =
+              count(fmt::format("SELECT count() FROM {} WHERE NOT ifNull(({}), 0)", stg, pred));
           if (outside > 0) {
             throw Error(ErrorCode::PromoteFailed,
                         fmt::format("{}: {} staged rows do not satisfy the replace predicate "
