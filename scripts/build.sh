@@ -9,6 +9,8 @@ JOBS=${DPONE_JOBS:-$(nproc)}
 launcher=()
 if command -v ccache >/dev/null; then
   export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+  # With -g ccache hashes the build directory too, unless told not to: clones would miss.
+  export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 fi
 # DPONE_BUILD_TESTS=OFF (the quickstart) builds dpone and its connector modules only; the
