@@ -153,6 +153,19 @@ void PgConnection::fail(const std::string& what, const PGresult* result) const {
     throw timed_out(where_, host_port, redact(what), seconds, connection_field(key),
                     redact("[SQLSTATE " + state + "] " + text));
   }
+  // A unique violation: the message keeps the server's detail, which names the key.
+  if (state == "23505") {
+    throw Error(ErrorCode::KeyDuplicate,
+                redact(fmt::format("{}: {} failed on {}: [SQLSTATE 23505] {}", where_, what,
+                                   target_, text)),
+                hint.empty() ? "a unique key or PRIMARY KEY of the table refuses a second row with "
+                               "that key: load with `strategy: {mode: merge, unique_key: [...]}` "
+                               "(the staged row replaces it) or `append` with `only_new_rows: "
+                               "true` (rows whose key is loaded are skipped); a `primary_key` "
+                               "declared on the source becomes the PRIMARY KEY of a table dpone "
+                               "creates"
+                             : redact(hint));
+  }
   throw Error(failure_code_,
               redact(fmt::format("{}: {} failed on {}: {}{}", where_, what, target_,
                                  state.empty() ? "" : "[SQLSTATE " + state + "] ", text)),

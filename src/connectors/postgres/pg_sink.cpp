@@ -564,8 +564,12 @@ class PgSink : public Sink {
       if (err && (err->code() == ErrorCode::FailpointTriggered ||
                   err->code() == ErrorCode::GateFailed || err->code() == ErrorCode::StateConflict || err->code() == ErrorCode::Interrupted))
         throw;
+      // A key the target already holds is the user's to resolve: its own code and hint.
+      const ErrorCode code = err && err->code() == ErrorCode::KeyDuplicate
+                                 ? ErrorCode::KeyDuplicate
+                                 : ErrorCode::PromoteFailed;
       throw Error(
-          ErrorCode::PromoteFailed,
+          code,
           fmt::format("{}: promotion into {} failed and was rolled back (target, receipt and "
                       "staging unchanged): [{}] {}",
                       where_, target_name(),

@@ -790,6 +790,24 @@ TEST_F(PostgresTest, CursorWindowsUnderConcurrentWritersReadEveryRowOnce) {
   EXPECT_EQ(seen, table);
 }
 
+// Issue 15, defect 7: an append of a key the target's PRIMARY KEY already holds fails as
+// KEY_DUPLICATE naming the key, with a hint that says which option avoids it.
+TEST_F(PostgresTest, AppendOfALoadedKeyNamesTheKeyAndTheWayOut) {
+  Schema s = people_schema();  // primary_key id: the created table's PRIMARY KEY
+  load("dup", "r1", s, {{"1", "ann", "10"}, {"2", "bob", "20"}}, strategy(StrategyMode::Append));
+  try {
+    load("dup", "r2", s, {{"3", "cy", "30"}, {"2", "bob", "21"}}, strategy(StrategyMode::Append));
+    FAIL() << "a duplicate key was appended";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::KeyDuplicate) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Key (id)=(2) already exists"), std::string::npos)
+        << e.what();
+    EXPECT_NE(e.hint().find("only_new_rows"), std::string::npos) << e.hint();
+    EXPECT_NE(e.hint().find("merge"), std::string::npos) << e.hint();
+  }
+  EXPECT_EQ(db_->query_int64("SELECT count(*) FROM " + schema_ + ".dup"), 2);  // unchanged
+}
+
 TEST_F(PostgresTest, XminIncrements) {
   const std::string t = schema_ + ".xm";
   db_->exec("CREATE TABLE " + t + " (id int PRIMARY KEY, v text)");
