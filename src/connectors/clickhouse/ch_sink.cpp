@@ -416,17 +416,21 @@ class ChSink : public Sink {
       if (name.rfind(pending_prefix(), 0) != 0) continue;
       const std::string run = name.substr(pending_prefix().size());
       if (run == suffix() || names_live_run(name, live_run_ids, ch::sanitize_run_id)) continue;
-      ch::Rows r =
-          db.rows(fmt::format("SELECT {}, mode, staging, check_sql, landed, unchanged FROM {}",
-                              kReceiptNames, qualified(name)));
+      ch::Rows r = db.rows(
+          fmt::format("SELECT stream, run_id, mode, staging, check_sql, landed, unchanged FROM {}",
+                      qualified(name)));
       if (r.empty()) {  // died between creating the intent and writing it: nothing changed
         db.exec("DROP TABLE IF EXISTS " + qualified(name));
         done.push_back(fmt::format("{}.{}: an empty intent of run {} dropped", db_, name, run));
         continue;
       }
-      const auto& p = r[0];
-      if (p.size() < 12 || p[0] != stream_) continue;  // another stream's
-      const std::string& run_id = p[1];
+      if (r[0].size() < 7 || r[0][0] != stream_) continue;  // another stream's
+      const std::string& run_id = r[0][1];
+      const std::string& mode = r[0][2];
+      const std::string& staging = r[0][3];
+      const std::string& check_sql = r[0][4];
+      const std::string& landed = r[0][5];
+      const std::string& unchanged = r[0][6];
       wait_queries(db, run);
       wait_mutations(db, table_);
       const std::string target = qualified(table_);
@@ -442,15 +446,14 @@ class ChSink : public Sink {
       if (committed) {
         outcome = "its receipt was committed";
       } else {
-        const std::string seen = db.value(p[9]).value_or("");
-        if (seen == p[10]) {
-          db.exec(fmt::format("INSERT INTO {} ({}) VALUES ({}, {}, {}, {}, {}, {}, {})",
-                              qualified(loads_name()), kReceiptNames, quote_literal(p[0]),
-                              quote_literal(p[1]), p[2], quote_literal(p[3]), quote_literal(p[4]),
-                              p[5], quote_literal(p[6])));
-          outcome = fmt::format("its {} landed; its receipt is written now", p[7]);
-        } else if (p[11].empty() || seen == p[11]) {
-          outcome = fmt::format("its {} did not land; the window loads again", p[7]);
+        const std::string seen = db.value(check_sql).value_or("");
+        if (seen == landed) {
+          // The intent holds the receipt as it would have been inserted.
+          db.exec(fmt::format("INSERT INTO {0} ({1}) SELECT {1} FROM {2}", qualified(loads_name()),
+                              kReceiptNames, qualified(name)));
+          outcome = fmt::format("its {} landed; its receipt is written now", mode);
+        } else if (unchanged.empty() || seen == unchanged) {
+          outcome = fmt::format("its {} did not land; the window loads again", mode);
         } else {
           throw Error(
               ErrorCode::PromoteFailed,
@@ -458,14 +461,14 @@ class ChSink : public Sink {
                           "refused it part-way): the target holds {} rows of the window where it "
                           "held {} before and would hold {} with all of it, so dpone cannot tell "
                           "which rows to add without duplicating any",
-                          where_, run_id, db_, table_, seen, p[11], p[10]),
+                          where_, run_id, db_, table_, seen, unchanged, landed),
               fmt::format("the staged rows are in {}.{}; either delete the rows that landed (the "
                           "rows of {} equal to a staged row) or insert the missing ones, then "
                           "insert the run's receipt (the row of {}.{}) into {}.{} and drop {}.{}",
-                          db_, p[8], table_, db_, name, db_, loads_name(), db_, name));
+                          db_, staging, table_, db_, name, db_, loads_name(), db_, name));
         }
       }
-      for (const auto& t : {p[8], table_ + kShadowInfix + run, old})
+      for (const auto& t : {staging, table_ + kShadowInfix + run, old})
         db.exec("DROP TABLE IF EXISTS " + qualified(t));
       db.exec("DROP TABLE IF EXISTS " + qualified(name));
       done.push_back(fmt::format("{}.{}: the promotion of run {} was interrupted; {}", db_, table_,
@@ -481,7 +484,6 @@ class ChSink : public Sink {
     bool same_as_target = false;
     bool target_touched = false;  // a statement that changes the target was sent
     std::string staging;
-    std::string insert_where;  // append with only_new_rows: the rows to insert
     int64_t staged_rows = 0;
     int64_t inserted = 0, updated = 0, deleted = 0;
   };
@@ -1066,6 +1068,7 @@ class ChSink : public Sink {
 
     Intent intent;
     std::string fp_target, fp_staged;  // row fingerprints (live strategies)
+    std::string insert_where;          // append with only_new_rows: the rows to insert
     const bool swap = !plan.exists || strategy.mode == StrategyMode::FullRefresh;
     if (swap) {
       // The complete table is built beside the target and renamed in.
@@ -1113,7 +1116,6 @@ class ChSink : public Sink {
                                   fmt::format(fmt::runtime(digest), fp_target), target, slice),
                       expect, ""};
       };
-      std::string insert_where;
       switch (strategy.mode) {
         case StrategyMode::Append: {
           int64_t adds = plan.staged_rows;
@@ -1191,7 +1193,6 @@ class ChSink : public Sink {
         default:
           check_strategy(strategy, schema);
       }
-      plan.insert_where = insert_where;
     }
 
     // The receipts table exists before the intent, so the receipt cannot fail on DDL.
@@ -1252,7 +1253,7 @@ class ChSink : public Sink {
       };
       switch (strategy.mode) {
         case StrategyMode::Append:
-          if (!plan.live || plan.staged_rows > 0) insert_staged(target, plan.insert_where);
+          if (!plan.live || plan.staged_rows > 0) insert_staged(target, insert_where);
           break;
         case StrategyMode::Merge: {
           const std::string k = key_tuple(strategy.unique_key);
